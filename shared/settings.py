@@ -1,0 +1,87 @@
+"""Every app setting Prorata reads, with its default, in one place.
+
+Azure Functions exposes app settings as environment variables; `local.settings.json` does the
+same locally. `Settings.from_env()` is called by the composition root, never at import time.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+# name -> (default, meaning). None as default means: required where it is used.
+SETTINGS: dict[str, tuple[str | None, str]] = {
+    "AzureWebJobsStorage": (None, "storage connection string (locally `UseDevelopmentStorage=true`); "
+                            "in Azure the identity-based AzureWebJobsStorage__* settings replace it"),
+    "GRAPH_BASE_URL": ("https://graph.microsoft.com/v1.0", "Microsoft Graph endpoint"),
+    "GRAPH_AUTH": ("federated", "how Prorata signs in to client tenants: federated, secret, certificate or static"),
+    "GRAPH_APP_CLIENT_ID": (None, "application (client) id of the MSP's multi-tenant app registration"),
+    "MSP_TENANT_ID": (None, "the MSP's own Entra tenant id (where the invoicing mailbox lives)"),
+    "MANAGED_IDENTITY_CLIENT_ID": (None, "client id of the Function App's user-assigned managed identity"),
+    "GRAPH_CLIENT_SECRET": (None, "client secret of the multi-tenant app (GRAPH_AUTH=secret; use a Key Vault reference)"),
+    "GRAPH_CERTIFICATE_PATH": (None, "PEM certificate with private key (GRAPH_AUTH=certificate)"),
+    "GRAPH_STATIC_TOKEN": (None, "pre-issued bearer token, {tenant_id} replaced (GRAPH_AUTH=static, local work only)"),
+    "PUBLIC_BASE_URL": (None, "public https base URL of the Function App, for Graph notification URLs"),
+    "MONTH_END_SCHEDULE": ("0 0 6 1 * *", "NCRONTAB schedule of the month-end close (UTC)"),
+    "SUBSCRIPTION_RENEW_SCHEDULE": ("0 0 */6 * * *", "NCRONTAB schedule of the subscription renewal"),
+    "DAILY_SYNC_SCHEDULE": ("0 30 2 * * *", "NCRONTAB schedule of the daily delta sync of every tenant"),
+    "SUBSCRIPTION_LIFETIME_MINUTES": ("4320", "lifetime asked for each Graph subscription (max 41760)"),
+    "SUBSCRIPTION_RENEW_BEFORE_MINUTES": ("1440", "renew a subscription when it expires within this many minutes"),
+    "INVOICE_MAILBOX": (None, "the MSP mailbox invoices are sent from (UPN or id)"),
+    "INVOICE_CC": ("", "comma-separated addresses copied on every invoice email"),
+    "INVOICE_BCC": ("", "comma-separated addresses blind-copied on every invoice email"),
+    "INVOICE_NUMBER_PREFIX": ("INV-", "prefix of invoice numbers"),
+    "INVOICE_NUMBER_FORMAT": ("{prefix}{year}-{seq:05d}", "invoice number format ({prefix}, {year}, {month}, {seq})"),
+    "INVOICE_PAYMENT_TERMS_DAYS": ("30", "days from the invoice date to the due date"),
+    "INVOICE_CONTAINER": ("invoices", "blob container for PDFs and run CSVs"),
+    "BRAND_NAME": ("Your MSP", "the MSP's name on invoices"),
+    "BRAND_ADDRESS": ("", "the MSP's postal address on invoices (lines separated by |)"),
+    "BRAND_LOGO_URL": ("", "logo image on invoices (https or data: URL)"),
+    "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
+    "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
+    "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, str]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        return cls(dict(env))
+
+    def get(self, name: str) -> str | None:
+        """The setting's value, or its default; names must be declared in SETTINGS."""
+        if name not in SETTINGS and not name.startswith("AzureWebJobsStorage"):
+            raise KeyError(f"undeclared setting {name}")
+        value = self.values.get(name)
+        if value is None or value == "":
+            return SETTINGS.get(name, (None, ""))[0]
+        return value
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if not value:
+            raise MissingSetting(name)
+        return value
+
+    def integer(self, name: str) -> int:
+        raw = self.require(name)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from None
+
+    def csv(self, name: str) -> list[str]:
+        return [part.strip() for part in (self.get(name) or "").split(",") if part.strip()]
+
+
+class MissingSetting(RuntimeError):
+    def __init__(self, name: str):
+        super().__init__(f"setting {name} is not set: {SETTINGS.get(name, (None, 'see README'))[1]}")
+        self.name = name
+
+
+__all__ = ["SETTINGS", "Settings", "MissingSetting"]
