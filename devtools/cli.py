@@ -9,6 +9,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("devtools.cmd_test", "run the whole test suite (starts its own Azurite)"),
     "quote": ("devtools.cmd_quote", "price a month from a plan and observations files, no Azure"),
+    "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
 }
 
 
