@@ -7,6 +7,7 @@ import sys
 
 # name -> (module, one-line help). Each module has main(argv: list[str]) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "host": ("devtools.cmd_host", "development server: serves function_app.py on 127.0.0.1:7071 as func start would"),
     "test": ("devtools.cmd_test", "run the whole test suite (starts its own Azurite)"),
     "quote": ("devtools.cmd_quote", "price a month from a plan and observations files, no Azure"),
     "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
