@@ -25,6 +25,13 @@ class Observation:
     skus: tuple[str, ...] = ()
     deleted: bool = False
 
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError(f"observation of {self.user_id}: time {self.at} has no offset")
+        skus = tuple(sorted(set(self.skus)))
+        if skus != self.skus:
+            object.__setattr__(self, "skus", skus)
+
     @property
     def is_guest(self) -> bool:
         return self.user_type.lower() == "guest"

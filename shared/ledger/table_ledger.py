@@ -1,0 +1,301 @@
+"""The ledger on Azure Table Storage (Azurite locally). See entities.py for the layout.
+
+Appending is idempotent and safe with several writers for one tenant: a user's state row and
+that user's new records are written in one batch transaction guarded by the state row's ETag.
+A writer that loses the race reads again and finds the change already there, so nothing is lost
+or doubled. An observation older than the user's current state (a backfill) is compared with
+the state in force at its time; its record key is deterministic, so a replay conflicts instead
+of doubling.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable
+
+from shared.billing import Observation, Period
+from shared.ledger import entities as E
+from shared.ledger.ports import MonthSlice
+
+log = logging.getLogger(__name__)
+
+TABLE = "ledger"
+_BATCH = 100            # Table Storage's limit of operations per transaction
+_SNAPSHOT_CHUNK = 30_000  # characters per snapshot entity (a string property holds 32K)
+_GUARD = "meta|snapshots"
+
+
+class LedgerConflict(RuntimeError):
+    """Other writers kept changing the same users; the caller may retry later."""
+
+
+class TableLedger:
+    def __init__(self, storage: Any, table_name: str = TABLE):
+        self._storage = storage
+        self._table_name = table_name
+        self._known_snapshots: set[tuple[str, str]] = set()
+
+    @property
+    def _table(self):
+        return self._storage.table(self._table_name)
+
+    # --- reading -----------------------------------------------------------------------------
+    def _query(self, tenant_id: str, low: str, high: str, select: list[str] | None = None,
+               **conditions: str) -> Iterable[dict[str, Any]]:
+        text = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        parameters = {"pk": tenant_id, "low": low, "high": high}
+        for name, value in conditions.items():
+            text += f" and {name} eq @{name}"
+            parameters[name] = value
+        return self._table.query_entities(text, parameters=parameters, select=select)
+
+    def current_states(self, tenant_id: str) -> dict[str, Observation]:
+        return {row["user_id"]: E.from_entity(row) for row in self._query(tenant_id, E.USER, "user}")}
+
+    def _user_rows(self, tenant_id: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if len(user_ids) > 20:
+            rows = {row["user_id"]: row for row in self._query(tenant_id, E.USER, "user}")}
+            return {uid: rows[uid] for uid in user_ids if uid in rows}
+        found = {}
+        for user_id in user_ids:
+            try:
+                found[user_id] = self._table.get_entity(tenant_id, E.USER + E.key_part(user_id))
+            except ResourceNotFoundError:
+                pass
+        return found
+
+    def _user_records(self, tenant_id: str, user_id: str) -> list[tuple[Observation, int]]:
+        rows = self._query(tenant_id, E.RECORD, "rec}", user_id=user_id)
+        return sorted(((E.from_entity(row), int(row["RowKey"].rsplit("|", 1)[1])) for row in rows),
+                      key=lambda pair: (pair[0].at, pair[1]))
+
+    def read_month(self, tenant_id: str, period: Period, zone: str) -> MonthSlice:
+        """The opening state of every user who exists at the start of the UTC month in which the
+        local month starts, then every record up to the local month's end."""
+        start, end = period.start(zone), period.end(zone)
+        month = E.month_key(start)
+        opening = [state for state in self._snapshot(tenant_id, month).values() if not state.deleted]
+        records = [E.from_entity(row) for row in self._query(
+            tenant_id, E.RECORD + E.stamp(E.month_start(month)), E.RECORD + E.stamp(end))]
+        opening.sort(key=lambda o: (o.at, o.user_id))
+        return MonthSlice(opening=tuple(opening), records=tuple(records))
+
+    # --- snapshots (the opening state of each UTC month) --------------------------------------
+    def _snapshot(self, tenant_id: str, month: str) -> dict[str, Observation]:
+        rows = list(self._query(tenant_id, f"{E.SNAPSHOT}{month}|", f"{E.SNAPSHOT}{month}}}"))
+        if rows:
+            self._known_snapshots.add((tenant_id, month))
+            return {state.user_id: state for row in sorted(rows, key=lambda r: r["RowKey"])
+                    for state in map(E.from_row, json.loads(row["states"]))}
+        return self._build_snapshot(tenant_id, month)
+
+    def _ensure_snapshot(self, tenant_id: str, month: str) -> None:
+        if (tenant_id, month) not in self._known_snapshots:
+            self._snapshot(tenant_id, month)
+
+    def _build_snapshot(self, tenant_id: str, month: str) -> dict[str, Observation]:
+        """Replays the records since the latest earlier snapshot (or since the beginning) up to
+        the month's start, then stores the result. The store is guarded by the ETag of the
+        tenant's `meta|snapshots` row, which every writer touches after writing records: if one
+        wrote meanwhile, this snapshot may be stale and is computed again."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        states: dict[str, Observation] = {}
+        for _ in range(3):
+            guard = self._snapshot_guard(tenant_id)
+            states = self._replay_until(tenant_id, month)
+            rows = [E.to_row(s) for s in sorted(states.values(), key=lambda s: s.user_id)]
+            operations: list[tuple] = [("update", {"PartitionKey": tenant_id, "RowKey": _GUARD},
+                                        {"mode": UpdateMode.MERGE, "etag": guard,
+                                         "match_condition": MatchConditions.IfNotModified})]
+            operations += [("upsert", {"PartitionKey": tenant_id, "RowKey": f"{E.SNAPSHOT}{month}|{n:04d}",
+                                       "states": chunk}) for n, chunk in enumerate(_chunks(rows))]
+            if len(operations) > _BATCH:
+                return states  # too large to store in one transaction: replayed on each read
+            try:
+                self._table.submit_transaction(operations)
+            except TableTransactionError:
+                continue  # a writer changed the history while we replayed it
+            self._known_snapshots.add((tenant_id, month))
+            return states
+        # Writers keep changing this history right now: the replay is right as of its reading,
+        # and the snapshot (only a shortcut) will be stored by a later, quieter read.
+        return states
+
+    def _replay_until(self, tenant_id: str, month: str) -> dict[str, Observation]:
+        earlier = {row["RowKey"].split("|")[1] for row in
+                   self._query(tenant_id, E.SNAPSHOT, f"{E.SNAPSHOT}{month}|", select=["RowKey"])}
+        states: dict[str, Observation] = {}
+        low = E.RECORD
+        if earlier:
+            base = max(earlier)
+            states = self._snapshot(tenant_id, base)
+            low = E.RECORD + E.stamp(E.month_start(base))
+        for row in self._query(tenant_id, low, E.RECORD + E.stamp(E.month_start(month))):
+            states[row["user_id"]] = E.from_entity(row)  # records come in time order
+        return states
+
+    def _snapshot_guard(self, tenant_id: str) -> str:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        try:
+            return self._table.get_entity(tenant_id, _GUARD, select=["RowKey"]).metadata["etag"]
+        except ResourceNotFoundError:
+            try:
+                return self._table.create_entity({"PartitionKey": tenant_id, "RowKey": _GUARD})["etag"]
+            except ResourceExistsError:
+                return self._snapshot_guard(tenant_id)
+
+    def _invalidate_snapshots_after(self, tenant_id: str, month: str) -> None:
+        """Records written in `month` change the opening state of every later month: touch the
+        guard (so that a snapshot being built from the old history is not stored), then drop
+        the later snapshots."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        self._table.upsert_entity({"PartitionKey": tenant_id, "RowKey": _GUARD})
+        later = E.next_month(month)
+        for row in self._query(tenant_id, f"{E.SNAPSHOT}{later}", f"{E.SNAPSHOT}~", select=["RowKey"]):
+            try:
+                self._table.delete_entity(tenant_id, row["RowKey"])
+            except ResourceNotFoundError:
+                pass
+        self._known_snapshots = {key for key in self._known_snapshots
+                                 if key[0] != tenant_id or key[1] <= month}
+
+    # --- appending ---------------------------------------------------------------------------
+    def append(self, tenant_id: str, observations: Iterable[Observation], *, observed_at: datetime,
+               source: str) -> int:
+        """Appends every observation that really changes its user. Returns the records written."""
+        pending = sorted(observations, key=lambda o: o.at)  # stable: ties keep input order
+        tally = _Tally()
+        for _ in range(20):
+            try:
+                self._append_once(tenant_id, pending, observed_at, source, tally)
+                return tally.written
+            except _Retry:
+                log.info("ledger: tenant %s: another writer changed the same users; reading again", tenant_id)
+        raise LedgerConflict(f"tenant {tenant_id}: gave up after 20 concurrent-write retries")
+
+    def _append_once(self, tenant_id: str, pending: list[Observation], observed_at: datetime,
+                     source: str, tally: "_Tally") -> None:
+        rows = self._user_rows(tenant_id, {o.user_id for o in pending})
+        current = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
+        seqs = {uid: int(row.get("seq", 0)) for uid, row in rows.items()}
+        live: dict[str, list[tuple[Observation, int]]] = defaultdict(list)  # month -> changes
+        late: list[Observation] = []
+        for observation in pending:
+            state = current.get(observation.user_id, (None, None))[0]
+            if state is not None and observation.at < state.at:
+                late.append(observation)
+                continue
+            if observation.same_state(state):
+                continue
+            seq = seqs.get(observation.user_id, -1) + 1 if state is not None and state.at == observation.at else 0
+            seqs[observation.user_id] = seq
+            current[observation.user_id] = (observation, current.get(observation.user_id, (None, None))[1])
+            live[E.month_key(observation.at)].append((observation, seq))
+        for month in sorted(live):
+            self._ensure_snapshot(tenant_id, month)
+            self._write_month(tenant_id, live[month], rows, observed_at, source, tally)
+            self._invalidate_snapshots_after(tenant_id, month)
+        for observation in late:
+            if self._append_late(tenant_id, observation, observed_at, source):
+                tally.written += 1
+                self._invalidate_snapshots_after(tenant_id, E.month_key(observation.at))
+
+    def _write_month(self, tenant_id: str, changes: list[tuple[Observation, int]],
+                     rows: dict[str, dict[str, Any]], observed_at: datetime, source: str,
+                     tally: "_Tally") -> None:
+        """Writes one month's changes: each user's records and final state row in one
+        transaction, guarded by the row's ETag (or created if the user is new)."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        by_user: dict[str, list[tuple[Observation, int]]] = defaultdict(list)
+        for observation, seq in changes:
+            by_user[observation.user_id].append((observation, seq))
+        batch: list[tuple] = []
+        batch_users: list[str] = []
+
+        def flush() -> None:
+            nonlocal batch, batch_users
+            if not batch:
+                return
+            try:
+                results = self._table.submit_transaction(batch)
+            except TableTransactionError as error:
+                raise _Retry() from error
+            for user_id, result in zip(batch_users, results):
+                if user_id:
+                    rows[user_id] = {**rows.get(user_id, {}), "etag": result.get("etag")}
+            tally.written += sum(1 for op in batch if op[1]["RowKey"].startswith(E.RECORD))
+            batch, batch_users = [], []
+
+        for user_id, items in by_user.items():
+            for start in range(0, len(items), _BATCH - 1):
+                part = items[start:start + _BATCH - 1]
+                if len(batch) + len(part) + 1 > _BATCH:
+                    flush()
+                for observation, seq in part:
+                    batch.append(("create", {"PartitionKey": tenant_id, "RowKey": E.record_key(observation, seq),
+                                             **E.state_fields(observation), "observed_at": E.stamp(observed_at),
+                                             "source": source}))
+                    batch_users.append("")
+                last, last_seq = part[-1]
+                state_row = {"PartitionKey": tenant_id, "RowKey": E.USER + E.key_part(user_id),
+                             **E.state_fields(last), "seq": last_seq, "observed_at": E.stamp(observed_at)}
+                known = rows.get(user_id)
+                if known is None:
+                    batch.append(("create", state_row))
+                else:
+                    etag = known.get("etag") or known.metadata["etag"]
+                    batch.append(("update", state_row, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                                        "match_condition": MatchConditions.IfNotModified}))
+                batch_users.append(user_id)
+                if start + len(part) < len(items):
+                    flush()  # the next part needs this part's ETag
+        flush()
+
+    def _append_late(self, tenant_id: str, observation: Observation, observed_at: datetime, source: str) -> int:
+        """A back-dated observation: recorded if it differs from the state in force at its time."""
+        from azure.core.exceptions import ResourceExistsError
+
+        history = self._user_records(tenant_id, observation.user_id)
+        in_force = [pair for pair in history if pair[0].at <= observation.at]
+        if in_force and observation.same_state(in_force[-1][0]):
+            return 0
+        seq = in_force[-1][1] + 1 if in_force and in_force[-1][0].at == observation.at else 0
+        entity = {"PartitionKey": tenant_id, "RowKey": E.record_key(observation, seq),
+                  **E.state_fields(observation), "observed_at": E.stamp(observed_at), "source": source}
+        try:
+            self._table.create_entity(entity)
+        except ResourceExistsError:
+            raise _Retry() from None
+        return 1
+
+
+def _chunks(rows: list[list[Any]]) -> Iterable[str]:
+    """JSON lists of rows, each short enough for one string property."""
+    chunk: list[str] = []
+    size = 2
+    for row in rows:
+        text = json.dumps(row)
+        if chunk and size + len(text) + 1 > _SNAPSHOT_CHUNK:
+            yield "[" + ",".join(chunk) + "]"
+            chunk, size = [], 2
+        chunk.append(text)
+        size += len(text) + 1
+    yield "[" + ",".join(chunk) + "]"
+
+
+class _Retry(Exception):
+    """Another writer got there first: read again and redo what is still missing."""
+
+
+class _Tally:
+    written = 0
