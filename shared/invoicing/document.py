@@ -1,0 +1,139 @@
+"""What an invoice is rendered from: the MSP's brand and the invoice document (core invoice +
+number, dates, client, locale). Plain frozen data, checked on construction; no I/O, no clock."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from babel import Locale, UnknownLocaleError
+
+from shared.billing.invoice import Invoice
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.settings import Settings
+
+TEMPLATE_VERSIONS = ("invoice_v1",)
+
+_COLOUR = re.compile(r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")
+
+
+class BrandError(ValueError):
+    """A brand value that cannot be used; `setting` names the app setting (or field) at fault."""
+
+    def __init__(self, setting: str, problem: str):
+        self.setting = setting
+        super().__init__(f"setting {setting}: {problem}")
+
+
+def _colour(value: str, setting: str) -> str:
+    """A colour as #RRGGBB (upper case); #RGB is expanded."""
+    text = (value or "").strip()
+    if not _COLOUR.match(text):
+        raise BrandError(setting, f"expected a colour as #RGB or #RRGGBB (such as #1F4E79), got {value!r}")
+    if len(text) == 4:
+        text = "#" + "".join(ch * 2 for ch in text[1:])
+    return text.upper()
+
+
+def _logo_url(value: str, setting: str) -> str:
+    text = (value or "").strip()
+    if text and not (text.startswith("https://") or text.lower().startswith("data:image/")):
+        raise BrandError(setting, f"the logo must be an https:// or data:image/ URL, got {value[:60]!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Brand:
+    """The MSP as its invoices show it."""
+
+    name: str
+    address: tuple[str, ...] = ()
+    logo_url: str = ""
+    primary_color: str = "#1F4E79"
+    accent_color: str = "#E8EEF4"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise BrandError("BRAND_NAME", "the MSP's name must not be empty")
+        object.__setattr__(self, "address", tuple(line.strip() for line in self.address if line.strip()))
+        object.__setattr__(self, "logo_url", _logo_url(self.logo_url, "BRAND_LOGO_URL"))
+        object.__setattr__(self, "primary_color", _colour(self.primary_color, "BRAND_PRIMARY_COLOR"))
+        object.__setattr__(self, "accent_color", _colour(self.accent_color, "BRAND_ACCENT_COLOR"))
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "Brand":
+        """The brand from the BRAND_* app settings (BRAND_ADDRESS: lines separated by `|`)."""
+        address = settings.get("BRAND_ADDRESS") or ""
+        return cls(
+            name=(settings.get("BRAND_NAME") or "").strip(),
+            address=tuple(address.split("|")),
+            logo_url=settings.get("BRAND_LOGO_URL") or "",
+            primary_color=settings.get("BRAND_PRIMARY_COLOR") or "",
+            accent_color=settings.get("BRAND_ACCENT_COLOR") or "",
+        )
+
+    @property
+    def on_primary_color(self) -> str:
+        """Text colour readable on the primary colour: white on dark, near-black on light."""
+        return "#FFFFFF" if _luminance(self.primary_color) < 0.45 else "#1A1A1A"
+
+    @property
+    def heading_color(self) -> str:
+        """The primary colour when it reads on white paper, else a dark grey."""
+        return self.primary_color if _luminance(self.primary_color) < 0.6 else "#333333"
+
+
+def _luminance(colour: str) -> float:
+    """Relative luminance (WCAG) of #RRGGBB, 0 (black) to 1 (white)."""
+    def channel(hex_pair: str) -> float:
+        c = int(hex_pair, 16) / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(colour[i:i + 2]) for i in (1, 3, 5))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@dataclass(frozen=True)
+class InvoiceDocument:
+    """One client's invoice as sent: the core invoice plus what the run decided around it."""
+
+    invoice: Invoice
+    number: str
+    issued_on: date
+    due_on: date
+    client_name: str
+    client_address: tuple[str, ...] = ()
+    locale: str = "en_US"
+    template_version: str = "invoice_v1"
+    client_email: str = ""  # the billing contact, if known (the CSV's EmailAddress)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.number, str) or not self.number.strip():
+            raise ValueError("invoice document: the invoice number must not be empty")
+        if not isinstance(self.issued_on, date) or not isinstance(self.due_on, date):
+            raise ValueError("invoice document: issued_on and due_on must be dates")
+        if self.due_on < self.issued_on:
+            raise ValueError(f"invoice document {self.number}: due date {self.due_on} is before "
+                             f"the invoice date {self.issued_on}")
+        if self.template_version not in TEMPLATE_VERSIONS:
+            raise ValueError(f"invoice document {self.number}: unknown template_version "
+                             f"{self.template_version!r} (known: {', '.join(TEMPLATE_VERSIONS)})")
+        object.__setattr__(self, "client_address",
+                           tuple(line.strip() for line in self.client_address if line and line.strip()))
+        self.babel_locale  # fails early on an unknown locale
+
+    @property
+    def babel_locale(self) -> "Locale":
+        """The Babel Locale of `locale` ("en_US", "de-DE" and "ja_JP" all work)."""
+        try:
+            return _parse_locale(self.locale)
+        except (UnknownLocaleError, ValueError, TypeError, AttributeError):
+            raise ValueError(f"invoice document {self.number}: unknown locale {self.locale!r} "
+                             "(expected a name such as 'en_US' or 'de_DE')") from None
+
+
+@lru_cache(maxsize=64)
+def _parse_locale(name: str) -> Locale:
+    return Locale.parse(name.replace("-", "_"))

@@ -1,0 +1,346 @@
+"""Invoices as HTML, PDF and email: pure functions of an InvoiceDocument and a Brand.
+
+Templates are versioned files in `templates/` (the document's `template_version` picks the
+invoice template), rendered by jinja2 with autoescaping on. Every amount is formatted by
+Babel for the document's locale and the invoice's currency; dates are Babel's "long" format.
+The PDF is the HTML converted by xhtml2pdf, imported only inside `render_pdf` (it is slow to
+import). Nothing here reads the clock, the network or the environment.
+"""
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any, Iterator, Sequence
+
+from shared.billing.holdings import USER_ITEM
+from shared.billing.invoice import InvoiceLine
+from shared.invoicing.document import Brand, InvoiceDocument
+
+#: The item label of the per-user (managed-user) fee; SKUs show their plan key.
+USER_ITEM_LABEL = "Managed user"
+
+#: Invoice lines per table of the "Charges by user" section. xhtml2pdf lays a table out in time
+#: that grows faster than its size, so the users are split into tables of about this many lines
+#: (each user is one row, its items stacked in the cells; each table has its own <thead>, which
+#: also repeats when a table crosses a page break). A user is split over two tables only if the
+#: user alone has more lines than this, so that no row is ever taller than a page.
+ROWS_PER_TABLE = 25
+
+#: Territories that print on US Letter; everyone else gets A4.
+_LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "GT", "CR", "PR", "SV",
+                                 "DO", "PA", "NI", "HN", "BZ"})
+
+#: ReportLab's built-in (not embedded) CJK faces, by language (and script for Chinese).
+_CJK_FACES = {"ja": "HeiseiKakuGo-W5", "ko": "HYGothic-Medium", "zh_Hant": "MSung-Light",
+              "zh": "STSong-Light"}
+
+#: TrueType faces tried, in order, for text Helvetica cannot draw (Cyrillic, Greek, ě, ł ...).
+_UNICODE_FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+)
+
+
+def item_label(item: str) -> str:
+    return USER_ITEM_LABEL if item == USER_ITEM else item
+
+
+# --------------------------------------------------------------------------- formatting
+
+class Formatter:
+    """Babel formatting bound to one document's locale and currency."""
+
+    def __init__(self, document: InvoiceDocument):
+        from babel import dates, numbers
+        self._dates, self._numbers = dates, numbers
+        self.locale = document.babel_locale
+        self.currency = document.invoice.currency
+
+    @staticmethod
+    def _clean(text: str) -> str:
+        # CLDR uses U+202F (narrow no-break space) in some locales (fr, ...); the PDF's base
+        # font has no glyph for it, while U+00A0 is in every font and wraps the same way.
+        return text.replace("\u202f", "\u00a0")
+
+    def money(self, amount: Decimal) -> str:
+        return self._clean(self._numbers.format_currency(amount, self.currency, locale=self.locale))
+
+    def price(self, amount: Decimal) -> str:
+        """A unit price: the currency's minor digits, more only where the price has them."""
+        return self._clean(self._numbers.format_currency(amount, self.currency, locale=self.locale,
+                                                         decimal_quantization=False))
+
+    def percent(self, rate: Decimal) -> str:
+        return self._clean(self._numbers.format_percent(rate, locale=self.locale,
+                                                        decimal_quantization=False))
+
+    def number(self, value: int | Decimal) -> str:
+        return self._clean(self._numbers.format_decimal(value, locale=self.locale))
+
+    def date(self, day) -> str:
+        return self._clean(self._dates.format_date(day, "long", locale=self.locale))
+
+    def month(self, day) -> str:
+        """The month of `day` as a title ("October 2026", "Oktober 2026", "2026年10月")."""
+        return self._clean(self._dates.format_skeleton("yMMMM", day, locale=self.locale))
+
+    def date_range(self, first, last) -> str:
+        return self._clean(self._dates.format_interval(first, last, "yMMMd", locale=self.locale))
+
+
+# --------------------------------------------------------------------------- view model
+
+@dataclass(frozen=True)
+class _Row:
+    item: str
+    days: str
+    unit_price: str
+    amount: str
+
+
+@dataclass(frozen=True)
+class _UserBlock:
+    display_name: str
+    user_principal_name: str
+    rows: tuple[_Row, ...]
+    shade: bool
+    continued: bool = False
+
+
+def _user_runs(lines: Sequence[InvoiceLine]) -> Iterator[list[InvoiceLine]]:
+    """The lines, one list per user (the core sorts each user's lines together)."""
+    run: list[InvoiceLine] = []
+    for line in lines:
+        if run and line.user_id != run[0].user_id:
+            yield run
+            run = []
+        run.append(line)
+    if run:
+        yield run
+
+
+def _chunks(blocks: list[_UserBlock], size: int) -> list[list[_UserBlock]]:
+    """User blocks packed into tables of about `size` rows, never splitting a user who fits."""
+    tables: list[list[_UserBlock]] = []
+    current: list[_UserBlock] = []
+    rows = 0
+    for block in blocks:
+        pending = block
+        while True:
+            room = size - rows
+            if len(pending.rows) <= room or (not current and len(pending.rows) <= size):
+                current.append(pending)
+                rows += len(pending.rows)
+                break
+            if len(pending.rows) <= size:  # fits a fresh table: start one
+                tables.append(current)
+                current, rows = [], 0
+                continue
+            # A user with more lines than a table holds: fill this table, carry on in the next.
+            take = max(room, 1) if current else size
+            head, tail = pending.rows[:take], pending.rows[take:]
+            current.append(_UserBlock(pending.display_name, pending.user_principal_name, head,
+                                      pending.shade, pending.continued))
+            tables.append(current)
+            current, rows = [], 0
+            pending = _UserBlock(pending.display_name, pending.user_principal_name, tail,
+                                 pending.shade, True)
+        if rows >= size:
+            tables.append(current)
+            current, rows = [], 0
+    if current:
+        tables.append(current)
+    return tables
+
+
+def _view(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
+    invoice = document.invoice
+    fmt = Formatter(document)
+    period = invoice.period
+    days_in_period = period.days
+    blocks: list[_UserBlock] = []
+    for index, run in enumerate(_user_runs(invoice.lines)):
+        rows = tuple(_Row(item=item_label(line.item),
+                          days=f"{fmt.number(line.days)}/{fmt.number(days_in_period)}",
+                          unit_price=fmt.price(line.unit_price),
+                          amount=fmt.money(line.amount)) for line in run)
+        blocks.append(_UserBlock(run[0].display_name, run[0].user_principal_name, rows,
+                                 shade=index % 2 == 1))
+
+    # Per-item subtotals: users, user-days and amount per item, `user` first, then SKUs A→Z.
+    summary: dict[str, list] = {}
+    for line in invoice.lines:
+        entry = summary.setdefault(line.item, [set(), 0, Decimal(0), line.unit_price])
+        entry[0].add(line.user_id)
+        entry[1] += line.days
+        entry[2] += line.amount
+    items = sorted(summary, key=lambda item: (item != USER_ITEM, item))
+    item_rows = [{"item": item_label(item), "users": fmt.number(len(summary[item][0])),
+                  "days": fmt.number(summary[item][1]), "amount": fmt.money(summary[item][2])}
+                 for item in items]
+
+    locale = document.babel_locale
+    return {
+        "doc": document,
+        "brand": brand,
+        "lang": locale.language,
+        "page_size": "letter" if locale.territory in _LETTER_TERRITORIES else "a4",
+        "number": document.number,
+        "issued_on": fmt.date(document.issued_on),
+        "due_on": fmt.date(document.due_on),
+        "period_label": fmt.month(period.first_day),
+        "period_range": fmt.date_range(period.first_day, period.last_day),
+        "days_in_period": fmt.number(days_in_period),
+        "client_name": document.client_name,
+        "client_address": document.client_address,
+        "currency": invoice.currency,
+        "tables": _chunks(blocks, ROWS_PER_TABLE),
+        "line_count": len(invoice.lines),
+        "user_count": fmt.number(invoice.billable_users),
+        "item_rows": item_rows,
+        "subtotal": fmt.money(invoice.subtotal),
+        "tax_rate": fmt.percent(invoice.plan.tax_rate),
+        "has_tax": invoice.plan.tax_rate != 0,
+        "tax": fmt.money(invoice.tax),
+        "total": fmt.money(invoice.total),
+        "fonts": _font_stack(document, brand),
+    }
+
+
+# --------------------------------------------------------------------------- fonts
+
+def _document_text(document: InvoiceDocument, brand: Brand) -> str:
+    invoice = document.invoice
+    parts = [brand.name, *brand.address, document.client_name, *document.client_address,
+             document.number]
+    for line in invoice.lines:
+        parts += (line.display_name, line.user_principal_name, line.item)
+    fmt = Formatter(document)
+    parts += (fmt.money(invoice.total), fmt.date(document.issued_on), fmt.date(document.due_on),
+              fmt.month(invoice.period.first_day), fmt.date_range(invoice.period.first_day,
+                                                                   invoice.period.last_day),
+              fmt.percent(invoice.plan.tax_rate))
+    return "".join(parts)
+
+
+def _is_cjk(char: str) -> bool:
+    code = ord(char)
+    return (0x2E80 <= code <= 0x9FFF or 0xAC00 <= code <= 0xD7AF or 0xF900 <= code <= 0xFAFF
+            or 0xFF00 <= code <= 0xFFEF or 0x20000 <= code <= 0x2FA1F)
+
+
+@lru_cache(maxsize=1)
+def _unicode_font_path() -> str | None:
+    return next((path for path in _UNICODE_FONT_CANDIDATES if os.path.exists(path)), None)
+
+
+def _font_stack(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
+    """The font families of the document: Helvetica (built into every PDF reader, fast), then
+    only as much fallback as the text needs: a CJK face for Chinese, Japanese and Korean, and an
+    embedded TrueType face (DejaVu Sans, where installed) for other scripts. xhtml2pdf draws
+    each character with the first family that has a glyph for it."""
+    families = ["Helvetica"]
+    face_src = None
+    text = _document_text(document, brand)
+    others = {ch for ch in text if not _latin1_drawable(ch)}
+    cjk = {ch for ch in others if _is_cjk(ch)}
+    if others - cjk:
+        face_src = _unicode_font_path()
+        if face_src:
+            families.append("ProrataUnicode")
+    locale = document.babel_locale
+    if cjk or locale.language in ("ja", "ko", "zh"):
+        if locale.language == "zh":
+            key = "zh_Hant" if (locale.script == "Hant" or locale.territory in ("TW", "HK", "MO")) else "zh"
+        elif locale.language in ("ja", "ko"):
+            key = locale.language
+        else:  # CJK names on a western invoice: guess from the characters
+            key = "ko" if any(0xAC00 <= ord(ch) <= 0xD7AF for ch in cjk) else "ja"
+        families.append(_CJK_FACES[key])
+    css = ", ".join(f'"{name}"' if " " in name else name for name in families)
+    return {"css": css, "unicode_src": face_src}
+
+
+@lru_cache(maxsize=4096)
+def _latin1_drawable(char: str) -> bool:
+    """Whether Helvetica (WinAnsi encoding) has a glyph for `char`."""
+    if char.isspace():
+        return True
+    try:
+        char.encode("cp1252")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+# --------------------------------------------------------------------------- templates
+
+@lru_cache(maxsize=1)
+def _environment():
+    """The jinja2 environment, built once on first use; templates are files next to this module."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+        # HTML templates are autoescaped; the plain-text subject is not HTML and is not escaped.
+        autoescape=lambda name: not (name or "").endswith(".txt"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["upn"] = _upn_filter
+    return env
+
+
+def _upn_filter(value: str):
+    """A UPN escaped, with a wrap opportunity after '@' (a space of zero width is not in the PDF
+    fonts, so the break is a real line break only where the column needs it: see the CSS)."""
+    from markupsafe import Markup, escape
+    text = str(escape(value))
+    if len(value) <= 30:
+        return Markup(text)
+    at = text.find("@")
+    if at <= 0:
+        return Markup(text)
+    return Markup(text[:at] + "<br/>" + text[at:])
+
+
+def render_html(document: InvoiceDocument, brand: Brand) -> str:
+    """The invoice as an HTML page (the PDF's source; also fine in a browser)."""
+    template = _environment().get_template(f"{document.template_version}.html")
+    return template.render(**_view(document, brand))
+
+
+def render_pdf(document: InvoiceDocument, brand: Brand) -> bytes:
+    """The invoice as a PDF (xhtml2pdf). Raises RuntimeError if xhtml2pdf reports an error."""
+    from xhtml2pdf import pisa  # slow import (about 0.5 s): only where a PDF is made
+
+    html = render_html(document, brand)
+    out = io.BytesIO()
+    status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    if status.err:
+        raise RuntimeError(f"invoice {document.number}: xhtml2pdf failed with {status.err} error(s)")
+    return out.getvalue()
+
+
+def render_email(document: InvoiceDocument, brand: Brand) -> tuple[str, str]:
+    """(subject, HTML body) of the email that carries the invoice PDF."""
+    env = _environment()
+    fmt = Formatter(document)
+    context = {
+        "brand": brand, "doc": document, "number": document.number,
+        "client_name": document.client_name,
+        "period_label": fmt.month(document.invoice.period.first_day),
+        "total": fmt.money(document.invoice.total), "due_on": fmt.date(document.due_on),
+        "issued_on": fmt.date(document.issued_on), "lang": document.babel_locale.language,
+    }
+    subject = env.get_template("email_v1_subject.txt").render(**context)
+    subject = " ".join(subject.split())  # one line, whatever the template's whitespace
+    body = env.get_template("email_v1_body.html").render(**context)
+    return subject, body
+
