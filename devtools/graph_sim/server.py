@@ -135,18 +135,18 @@ class SimHandler(BaseHTTPRequestHandler):
                 status, out, headers = err.status, _error_body(err.status, err.code, err.message), err.headers
             except _Reply as reply:
                 status, out, headers = reply.status, reply.body, reply.headers
+            # recorded before answering, so a client that got its answer finds its request here
+            self.sim._record_request(method, self.path, status, tenant, started)
             self._send(status, out, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         except Exception as err:  # a bug in the simulator: say so, loudly
-            status = 500
+            self.sim._record_request(method, self.path, 500, tenant, started, error=repr(err))
             try:
                 self._send(500, _error_body(500, "generalException", f"graph simulator bug: {type(err).__name__}: {err}"))
             except OSError:
                 pass
-            self.sim._record_request(method, self.path, status, tenant, started, error=repr(err))
             raise
-        self.sim._record_request(method, self.path, status, tenant, started)
 
     # ------------------------------------------------------------------ Graph
     def _graph(self, method: str, rest: str, query: dict[str, str], body: bytes):
@@ -263,8 +263,9 @@ class SimHandler(BaseHTTPRequestHandler):
         session_id = m.group(1)
         token = query.get("authtoken")
         if method == "PUT":
-            return self.sim.state.upload_chunk(session_id, token, self.headers.get("Content-Range"), body,
-                                               root=self._root())
+            status, headers, out = self.sim.state.upload_chunk(session_id, token, self.headers.get("Content-Range"),
+                                                               body, root=self._root())
+            return status, out, headers
         if method == "DELETE":
             self.sim.state.cancel_upload(session_id, token)
             return 204, None, {}
