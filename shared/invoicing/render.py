@@ -29,6 +29,8 @@ USER_ITEM_LABEL = "Managed user"
 #: user alone has more lines than this, so that no row is ever taller than a page.
 ROWS_PER_TABLE = 25
 
+_TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
 #: Territories that print on US Letter; everyone else gets A4.
 _LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "GT", "CR", "PR", "SV",
                                  "DO", "PA", "NI", "HN", "BZ"})
@@ -37,11 +39,12 @@ _LETTER_TERRITORIES = frozenset({"US", "CA", "MX", "PH", "CL", "CO", "VE", "GT",
 _CJK_FACES = {"ja": "HeiseiKakuGo-W5", "ko": "HYGothic-Medium", "zh_Hant": "MSung-Light",
               "zh": "STSong-Light"}
 
-#: TrueType faces tried, in order, for text Helvetica cannot draw (Cyrillic, Greek, ě, ł ...).
+#: TrueType faces (regular, bold) tried, in order, for text Helvetica cannot draw: Cyrillic,
+#: Greek, Central European letters (ě, ł) ... The first pair whose regular face exists is used.
 _UNICODE_FONT_CANDIDATES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+    ("/usr/share/fonts/dejavu/DejaVuSans.ttf", "/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf"),
+    ("/usr/share/fonts/TTF/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans-Bold.ttf"),
 )
 
 
@@ -234,8 +237,12 @@ def _is_cjk(char: str) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _unicode_font_path() -> str | None:
-    return next((path for path in _UNICODE_FONT_CANDIDATES if os.path.exists(path)), None)
+def _unicode_fonts() -> tuple[str, str | None] | None:
+    """(regular, bold or None) paths of the fallback TrueType face, or None if none is installed."""
+    for regular, bold in _UNICODE_FONT_CANDIDATES:
+        if os.path.exists(regular):
+            return regular, bold if os.path.exists(bold) else None
+    return None
 
 
 def _font_stack(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
@@ -244,13 +251,13 @@ def _font_stack(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
     embedded TrueType face (DejaVu Sans, where installed) for other scripts. xhtml2pdf draws
     each character with the first family that has a glyph for it."""
     families = ["Helvetica"]
-    face_src = None
+    faces = None
     text = _document_text(document, brand)
     others = {ch for ch in text if not _latin1_drawable(ch)}
     cjk = {ch for ch in others if _is_cjk(ch)}
     if others - cjk:
-        face_src = _unicode_font_path()
-        if face_src:
+        faces = _unicode_fonts()
+        if faces:
             families.append("ProrataUnicode")
     locale = document.babel_locale
     if cjk or locale.language in ("ja", "ko", "zh"):
@@ -261,8 +268,10 @@ def _font_stack(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
         else:  # CJK names on a western invoice: guess from the characters
             key = "ko" if any(0xAC00 <= ord(ch) <= 0xD7AF for ch in cjk) else "ja"
         families.append(_CJK_FACES[key])
+    families += ["Arial", "sans-serif"]  # for browsers; xhtml2pdf maps both to Helvetica
     css = ", ".join(f'"{name}"' if " " in name else name for name in families)
-    return {"css": css, "unicode_src": face_src}
+    return {"css": css, "unicode_regular": faces[0] if faces else None,
+            "unicode_bold": faces[1] if faces else None}
 
 
 @lru_cache(maxsize=4096)
@@ -285,7 +294,7 @@ def _environment():
     import jinja2
 
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(os.path.join(os.path.dirname(__file__), "templates")),
+        loader=jinja2.FileSystemLoader(_TEMPLATES),
         # HTML templates are autoescaped; the plain-text subject is not HTML and is not escaped.
         autoescape=lambda name: not (name or "").endswith(".txt"),
         undefined=jinja2.StrictUndefined,
@@ -317,15 +326,38 @@ def render_html(document: InvoiceDocument, brand: Brand) -> str:
 
 
 def render_pdf(document: InvoiceDocument, brand: Brand) -> bytes:
-    """The invoice as a PDF (xhtml2pdf). Raises RuntimeError if xhtml2pdf reports an error."""
+    """The invoice as a PDF (xhtml2pdf). Raises RuntimeError if xhtml2pdf reports an error.
+
+    The only resources the render may read are the templates' directory, the fallback font and
+    the brand's https logo host (an https logo is fetched at render time, at most 10 s; a
+    data: URL needs no fetch and is the better choice for a Function App)."""
     from xhtml2pdf import pisa  # slow import (about 0.5 s): only where a PDF is made
 
     html = render_html(document, brand)
     out = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=out, encoding="utf-8")
+    status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_resource_policy(brand))
     if status.err:
         raise RuntimeError(f"invoice {document.number}: xhtml2pdf failed with {status.err} error(s)")
     return out.getvalue()
+
+
+def _resource_policy(brand: Brand):
+    from urllib.parse import urlsplit
+
+    from xhtml2pdf.config.resources import ResourceAccessPolicy
+
+    fonts = _unicode_fonts()
+    logo_host = urlsplit(brand.logo_url).hostname if brand.logo_url.startswith("https://") else None
+    return ResourceAccessPolicy.server(
+        base_dir=_TEMPLATES,
+        extra_roots=tuple({os.path.dirname(path) for path in fonts if path}) if fonts else (),
+        allow_remote=logo_host is not None,
+        allowed_hosts=frozenset({logo_host.lower()}) if logo_host else None,
+        max_resource_bytes=5 * 1024 * 1024,
+        max_fetch_seconds=10,
+        max_render_seconds=600,           # a 2,000-line invoice takes about 8 s
+        max_document_bytes=200 * 1024 * 1024,
+    )
 
 
 def render_email(document: InvoiceDocument, brand: Brand) -> tuple[str, str]:
