@@ -3,6 +3,7 @@ msgraph-sdk client pointed at the simulator, and a tiny webhook receiver."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,6 +52,10 @@ class WebhookReceiver:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms Nagle stalls
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)

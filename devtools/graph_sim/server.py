@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -42,6 +43,12 @@ class SimHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "GraphSimulator/1.0"
     server: SimHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # headers and body leave in separate writes: without this, Nagle's algorithm and delayed
+        # ACKs add ~40 ms to every keep-alive request
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     # quiet: requests go to sim.requests instead of stderr
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
@@ -159,17 +166,55 @@ class SimHandler(BaseHTTPRequestHandler):
             raise GraphError(401, "InvalidAuthenticationToken",
                              "Access token validation failure. Invalid audience or unknown tenant.")
         tenant = m.group("tenant")
-        segments = [unquote(s) for s in rest.split("/") if s != ""]
-        rule = sim.state.take_throttle("/" + "/".join(segments))
-        if rule is not None:
-            code = "TooManyRequests" if rule["status"] == 429 else "serviceNotAvailable"
-            text = ("Too many requests. Please retry after the time given in Retry-After." if rule["status"] == 429
-                    else "The service is temporarily unavailable. Please retry after the time given in Retry-After.")
-            raise GraphError(rule["status"], code, text, {"Retry-After": str(rule["retry_after"])})
         if len(body) > REQUEST_BODY_LIMIT:
             raise GraphError(413, "RequestEntityTooLarge", "The maximum request length supported is 4MB.")
-        status, out, headers = self._graph_route(tenant, method, segments, query, body)
+        segments = [unquote(s) for s in rest.split("/") if s != ""]
+        if [s.lower() for s in segments] == ["$batch"]:
+            if method != "POST":
+                raise GraphError(405, "Request_BadRequest", "$batch takes a POST.")
+            _raise_throttled(sim.state.take_throttle("/$batch"))
+            return tenant, 200, self._batch(tenant, self._json(body)), {}
+        status, out, headers = self._one(tenant, method, segments, query, body, self.headers)
         return tenant, status, out, headers
+
+    def _one(self, tenant: str, method: str, segments: list[str], query: dict[str, str], body: bytes, headers):
+        _raise_throttled(self.sim.state.take_throttle("/" + "/".join(segments)))
+        return self._graph_route(tenant, method, segments, query, body, headers)
+
+    def _batch(self, tenant: str, payload: Any) -> dict:
+        """JSON batching: up to 20 requests run in order; each answer (a 429 too) goes inside
+        the 200 envelope, as Graph does."""
+        requests = ci_get(payload, "requests")
+        if not isinstance(requests, list) or not requests:
+            raise GraphError(400, "BadRequest", "A batch needs a non-empty 'requests' array.")
+        if len(requests) > 20:
+            raise GraphError(400, "BadRequest", "Number of batch request steps exceeds the maximum of 20.")
+        ids = [str(ci_get(r, "id")) for r in requests]
+        if len(set(ids)) != len(ids) or any(i in ("", "None") for i in ids):
+            raise GraphError(400, "BadRequest", "Every batch request needs a unique 'id'.")
+        responses = []
+        for rid, item in zip(ids, requests):
+            method = str(ci_get(item, "method") or "GET").upper()
+            split = urlsplit(str(ci_get(item, "url") or ""))
+            path = split.path.lstrip("/")
+            if path.lower().startswith("v1.0/"):
+                path = path[5:]
+            segments = [unquote(s) for s in path.split("/") if s != ""]
+            item_body = ci_get(item, "body")
+            raw = b"" if item_body is None else json.dumps(item_body).encode("utf-8")
+            headers = {str(k).lower(): str(v) for k, v in (ci_get(item, "headers") or {}).items()}
+            try:
+                if [s.lower() for s in segments] == ["$batch"]:
+                    raise GraphError(400, "BadRequest", "A batch cannot contain another batch.")
+                status, out, extra = self._one(tenant, method, segments, _query(split.query), raw, headers)
+            except GraphError as err:
+                status, out, extra = err.status, _error_body(err.status, err.code, err.message), err.headers
+            answer: dict[str, Any] = {"id": rid, "status": status, "headers": dict(extra)}
+            if out is not None:
+                answer["headers"]["Content-Type"] = "application/json"
+                answer["body"] = out
+            responses.append(answer)
+        return {"responses": responses}
 
     def _json(self, body: bytes) -> Any:
         if not body:
@@ -179,7 +224,7 @@ class SimHandler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             raise GraphError(400, "BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from None
 
-    def _graph_route(self, tenant: str, method: str, seg: list[str], query: dict[str, str], body: bytes):
+    def _graph_route(self, tenant: str, method: str, seg: list[str], query: dict[str, str], body: bytes, headers):
         state = self.sim.state
         base = self.sim.base_url
         low = [s.lower() for s in seg]
@@ -192,17 +237,19 @@ class SimHandler(BaseHTTPRequestHandler):
         if low[:1] == ["users"]:
             if n == 1:
                 only("GET")
+                _refuse_options(query, ("$expand", "$orderby", "$search", "$count"))
                 return 200, state.list_users(tenant, base=base, select_text=query.get("$select"),
                                              top=query.get("$top"), skiptoken=query.get("$skiptoken"),
                                              filter_text=query.get("$filter")), {}
             if n == 2 and low[1] in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):
                 only("GET")
-                page_size = _max_page_size(self.headers.get("Prefer"))
+                _refuse_options(query, ("$filter", "$expand", "$orderby", "$search", "$count", "$top"))
+                page_size = _max_page_size(headers.get("Prefer") or headers.get("prefer"))
                 out = state.users_delta(tenant, base=base, select_text=query.get("$select"),
                                         skiptoken=query.get("$skiptoken"), deltatoken=query.get("$deltatoken"),
                                         page_size=page_size)
-                headers = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if page_size else {}
-                return 200, out, headers
+                applied = {"Preference-Applied": f"odata.maxpagesize={page_size}"} if page_size else {}
+                return 200, out, applied
             mailbox = seg[1]
             if n == 2:
                 only("GET")
@@ -303,6 +350,24 @@ def _query(text: str) -> dict[str, str]:
     for name, value in parse_qsl(text, keep_blank_values=True):
         out[name.lower()] = value
     return out
+
+
+def _raise_throttled(rule: dict | None) -> None:
+    if rule is None:
+        return
+    if rule["status"] == 429:
+        code, text = "TooManyRequests", "Too many requests. Please retry after the time given in Retry-After."
+    else:
+        code, text = "serviceNotAvailable", "The service is temporarily unavailable. Please retry after the time given in Retry-After."
+    raise GraphError(rule["status"], code, text, {"Retry-After": str(rule["retry_after"])})
+
+
+def _refuse_options(query: dict[str, str], names: tuple[str, ...]) -> None:
+    """Query options the simulator does not implement are refused, never silently ignored."""
+    used = [name for name in names if name in query]
+    if used:
+        raise GraphError(400, "Request_UnsupportedQuery",
+                         f"The Graph simulator does not support {', '.join(used)} here.")
 
 
 def _max_page_size(prefer: str | None) -> int | None:
