@@ -366,7 +366,8 @@ def test_subscription_expirations_beyond_41760_minutes_or_in_the_past_and_bad_fi
 
     client = graph_client(sim.base_url, tenant)
     cases = [dict(expiration_date_time=expiry(41_760 + 5, sim)), dict(expiration_date_time=expiry(-1, sim)),
-             dict(client_state="x" * 129), dict(resource="/groups"), dict(change_type="created")]
+             dict(client_state="x" * 129), dict(resource="/groups"), dict(change_type="created"),
+             dict(notification_url="http://prorata.example/api/notify")]
     messages = []
     for overrides in cases:
         with pytest.raises(ODataError) as err:

@@ -341,7 +341,7 @@ class SimHandler(BaseHTTPRequestHandler):
                 except (ControlError, TypeError, ValueError, KeyError) as err:
                     return 400, {"error": f"{type(err).__name__}: {err}"}, {}
                 return 200, result if result is not None else {"ok": True}, {}
-        return 404, {"error": f"no control endpoint {method} /_sim{path}", "endpoints": [f"{v} /_sim{p}" for v, p, _ in CONTROL_ROUTES]}, {}
+        return 404, {"error": f"no control endpoint {method} /_sim{path}", "endpoints": control_endpoints()}, {}
 
 
 def _query(text: str) -> dict[str, str]:
@@ -456,3 +456,13 @@ CONTROL_ROUTES: list[tuple[str, str, Callable]] = [
     ("POST", r"/outbox/export", lambda sim, *, args, query: {"folders": sim.export_outbox(args["folder"])}),
     ("DELETE", r"/outbox", lambda sim, *, args, query: sim.clear_outbox()),
 ]
+
+
+_PLACEHOLDERS = {"tenants": "tenant_id", "users": "user_id", "skus": "sku", "subscriptions": "subscription_id"}
+
+
+def control_endpoints() -> list[str]:
+    """The control routes, readable: `POST /_sim/tenants/{tenant_id}/users`..."""
+    def readable(pattern: str) -> str:
+        return re.sub(r"(\w+)/\(\[\^/\]\+\)", lambda m: f"{m.group(1)}/{{{_PLACEHOLDERS[m.group(1)]}}}", pattern)
+    return [f"{verb} /_sim{readable(pattern)}" for verb, pattern, _ in CONTROL_ROUTES]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Protocol
+from urllib.parse import urlsplit
 
 from .clock import SimClock, as_utc, graph_datetime, parse_graph_datetime
 
@@ -814,8 +815,12 @@ class DirectoryState:
         if client_state is not None and len(client_state) > MAX_CLIENT_STATE:
             raise GraphError(400, "InvalidRequest", "clientState must be at most 128 characters long.")
         for url in filter(None, (notification_url, lifecycle_url)):
-            if not re.match(r"^https?://", url, re.I):
-                raise GraphError(400, "InvalidRequest", f"The notification URL '{url}' is not a valid absolute http(s) URL.")
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+                raise GraphError(400, "InvalidRequest", f"The notification URL '{url}' is not a valid absolute URL.")
+            # Graph requires https; the simulator also lets plain http reach this machine only
+            if parts.scheme.lower() == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+                raise GraphError(400, "InvalidRequest", f"The notification URL '{url}' must use https.")
         expiration = self._check_expiration(expiration_text)
         with self.lock:
             self.tenant(tenant_id)
