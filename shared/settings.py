@@ -52,6 +52,11 @@ class Settings:
         env = os.environ if environ is None else environ
         return cls(dict(env))
 
+    def fingerprint(self) -> tuple[tuple[str, str], ...]:
+        """The values of the settings Prorata reads (other variables do not matter)."""
+        return tuple(sorted((k, v) for k, v in self.values.items()
+                            if k in SETTINGS or k.startswith("AzureWebJobsStorage")))
+
     def get(self, name: str) -> str | None:
         """The setting's value, or its default; names must be declared in SETTINGS."""
         if name not in SETTINGS and not name.startswith("AzureWebJobsStorage"):

@@ -54,6 +54,9 @@ class TableLedger:
     def current_states(self, tenant_id: str) -> dict[str, Observation]:
         return {row["user_id"]: E.from_entity(row) for row in self._query(tenant_id, E.USER, "user}")}
 
+    def states_of(self, tenant_id: str, user_ids: set[str]) -> dict[str, Observation]:
+        return {uid: E.from_entity(row) for uid, row in self._user_rows(tenant_id, user_ids).items()}
+
     def _user_rows(self, tenant_id: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
         from azure.core.exceptions import ResourceNotFoundError
 

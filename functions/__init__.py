@@ -1,0 +1,1 @@
+"""Thin triggers: parse the input, call a service from shared/, answer."""

@@ -1,0 +1,41 @@
+"""The tenant sync queue and the timers that keep Graph subscriptions and delta links alive."""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from shared.app import SYNC_QUEUE, get_app
+
+bp = func.Blueprint()
+log = logging.getLogger("prorata.sync")
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
+async def tenant_sync(msg: func.QueueMessage) -> None:
+    from shared.services.onboarding import handle_sync_message
+
+    message = json.loads(msg.get_body().decode("utf-8"))
+    await handle_sync_message(get_app(), message)
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_RENEW_SCHEDULE%", run_on_startup=False)
+async def renew_subscriptions(timer: func.TimerRequest) -> None:
+    app = get_app()
+    outcome = await app.subscription_manager.renew_all()
+    for tenant_id in outcome["recreated"] + outcome["created"]:
+        app.enqueue(SYNC_QUEUE, {"tenant_id": tenant_id, "reason": "subscription recreated"})
+    log.info("Subscriptions: %d renewed, %d recreated, %d created, %d still valid, %d failed.",
+             len(outcome["renewed"]), len(outcome["recreated"]), len(outcome["created"]), len(outcome["kept"]),
+             len(outcome["failed"]))
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%DAILY_SYNC_SCHEDULE%", run_on_startup=False)
+def daily_sync(timer: func.TimerRequest) -> None:
+    """Delta links last 7 days: every tenant gets a delta at least daily."""
+    app = get_app()
+    tenants = app.tenants.all(active_only=True)
+    for tenant in tenants:
+        app.enqueue(SYNC_QUEUE, {"tenant_id": tenant.tenant_id, "reason": "daily"})
+    log.info("Daily sync: queued a delta for %d active tenant(s).", len(tenants))

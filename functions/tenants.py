@@ -1,0 +1,43 @@
+"""Onboarding and offboarding client tenants over HTTP (function key)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from functions.http_util import error_response, json_response
+from shared.app import get_app
+
+bp = func.Blueprint()
+log = logging.getLogger("prorata.tenants")
+
+
+@bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.billing import InputError
+    from shared.services.onboarding import onboard
+    from shared.tenants import parse_onboarding
+
+    try:
+        tenant = parse_onboarding(json.loads(req.get_body() or b"null"), source="request body")
+    except json.JSONDecodeError as error:
+        return error_response(400, f"request body: not valid JSON ({error.msg})")
+    except InputError as error:
+        return error_response(400, str(error))
+    return json_response(await onboard(get_app(), tenant), 201)
+
+
+@bp.route(route="tenants", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def tenants_list(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response([tenant.summary() for tenant in get_app().tenants.all()])
+
+
+@bp.route(route="tenants/{tenant_id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
+async def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.services.onboarding import offboard
+
+    result = await offboard(get_app(), req.route_params["tenant_id"])
+    if result is None:
+        return error_response(404, f"tenant {req.route_params['tenant_id']} is not onboarded")
+    return json_response(result)

@@ -1,0 +1,238 @@
+"""Everything Prorata asks of Microsoft Graph, through msgraph-sdk, one client per tenant.
+
+The tenant id is an explicit argument on every call; the client for a tenant signs in to that
+tenant. Errors from Graph surface as GraphError with Graph's status and code.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from shared.settings import Settings
+
+USER_FIELDS = ["id", "displayName", "userPrincipalName", "mail", "userType", "accountEnabled",
+               "assignedLicenses", "createdDateTime"]
+INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024
+UPLOAD_CHUNK = 4 * 320 * 1024  # upload-session chunks are multiples of 320 KiB
+
+
+class GraphError(RuntimeError):
+    def __init__(self, status: int | None, code: str | None, message: str):
+        super().__init__(f"Graph answered {status or '?'} {code or ''}: {message}".strip())
+        self.status, self.code = status, code
+
+
+class DeltaExpired(GraphError):
+    """The stored delta link is too old or unknown (410 Gone): a full sync is needed."""
+
+
+@dataclass(frozen=True)
+class DirectoryUser:
+    """One user from a delta page: the properties present in it, or removed."""
+    user_id: str
+    properties: dict[str, Any]
+    removed: str | None = None  # "changed" (soft deleted) or "deleted" (gone for good)
+
+
+@dataclass(frozen=True)
+class DeltaResult:
+    users: list[DirectoryUser]
+    delta_link: str
+
+
+@dataclass(frozen=True)
+class SkuInfo:
+    sku_id: str
+    part_number: str
+    consumed_units: int
+    enabled_units: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+
+
+def _wrap(error: Exception) -> GraphError:
+    status = getattr(error, "response_status_code", None)
+    detail = getattr(error, "error", None)
+    code = getattr(detail, "code", None)
+    message = getattr(detail, "message", None) or str(error)
+    kind = DeltaExpired if status == 410 or code in {"syncStateNotFound", "resyncRequired"} else GraphError
+    return kind(status, code, message)
+
+
+class GraphGateway:
+    def __init__(self, settings: Settings, credential_factory: Callable[[str], Any] | None = None):
+        from shared.graph.credentials import credential_for
+
+        self._settings = settings
+        self._credential_factory = credential_factory or (lambda tenant: credential_for(settings, tenant))
+        self._clients: dict[str, Any] = {}
+
+    def client(self, tenant_id: str) -> Any:
+        if tenant_id not in self._clients:
+            from msgraph import GraphServiceClient
+
+            client = GraphServiceClient(credentials=self._credential_factory(tenant_id),
+                                        scopes=["https://graph.microsoft.com/.default"])
+            client.request_adapter.base_url = self._settings.get("GRAPH_BASE_URL").rstrip("/")
+            self._clients[tenant_id] = client
+        return self._clients[tenant_id]
+
+    async def _call(self, awaitable: Any) -> Any:
+        from kiota_abstractions.api_error import APIError
+
+        try:
+            return await awaitable
+        except APIError as error:
+            raise _wrap(error) from None
+
+    # --- users -------------------------------------------------------------------------------
+    async def delta(self, tenant_id: str, delta_link: str | None) -> DeltaResult:
+        """All pages of a delta query: from scratch without a link, else the changes since it."""
+        from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+
+        client = self.client(tenant_id)
+        if delta_link:
+            page = await self._call(client.users.delta.with_url(delta_link).get())
+        else:
+            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=USER_FIELDS)
+            page = await self._call(client.users.delta.get(RequestConfiguration(query_parameters=query)))
+        users: list[DirectoryUser] = []
+        while True:
+            for user in page.value or []:
+                users.append(_directory_user(user))
+            if page.odata_next_link:
+                page = await self._call(client.users.delta.with_url(page.odata_next_link).get())
+                continue
+            if not page.odata_delta_link:
+                raise GraphError(None, None, "delta query ended without a deltaLink")
+            return DeltaResult(users=users, delta_link=page.odata_delta_link)
+
+    async def subscribed_skus(self, tenant_id: str) -> list[SkuInfo]:
+        result = await self._call(self.client(tenant_id).subscribed_skus.get())
+        return [SkuInfo(sku_id=str(sku.sku_id), part_number=sku.sku_part_number or str(sku.sku_id),
+                        consumed_units=sku.consumed_units or 0,
+                        enabled_units=(sku.prepaid_units.enabled or 0) if sku.prepaid_units else 0)
+                for sku in result.value or []]
+
+    # --- subscriptions -----------------------------------------------------------------------
+    async def create_subscription(self, tenant_id: str, *, notification_url: str, lifecycle_url: str,
+                                  expires_at: datetime, client_state: str) -> tuple[str, datetime]:
+        from msgraph.generated.models.subscription import Subscription
+
+        body = Subscription(change_type="updated,deleted", resource="/users", notification_url=notification_url,
+                            lifecycle_notification_url=lifecycle_url, expiration_date_time=expires_at,
+                            client_state=client_state)
+        created = await self._call(self.client(tenant_id).subscriptions.post(body))
+        return created.id, created.expiration_date_time or expires_at
+
+    async def renew_subscription(self, tenant_id: str, subscription_id: str, expires_at: datetime) -> datetime:
+        from msgraph.generated.models.subscription import Subscription
+
+        updated = await self._call(self.client(tenant_id).subscriptions.by_subscription_id(subscription_id)
+                                   .patch(Subscription(expiration_date_time=expires_at)))
+        return updated.expiration_date_time or expires_at
+
+    async def reauthorize_subscription(self, tenant_id: str, subscription_id: str) -> None:
+        await self._call(self.client(tenant_id).subscriptions.by_subscription_id(subscription_id).reauthorize.post())
+
+    async def delete_subscription(self, tenant_id: str, subscription_id: str) -> None:
+        await self._call(self.client(tenant_id).subscriptions.by_subscription_id(subscription_id).delete())
+
+    # --- mail --------------------------------------------------------------------------------
+    async def create_draft(self, tenant_id: str, mailbox: str, *, subject: str, html: str, to: list[str],
+                           cc: list[str], bcc: list[str], attachments: list[Attachment]) -> str:
+        """Creates the message as a draft in the mailbox (attachments included, large ones through
+        an upload session) and returns its id; send_draft sends it. Two steps, so that a retry
+        can tell a message that was sent from one that was not."""
+        from msgraph.generated.models.body_type import BodyType
+        from msgraph.generated.models.email_address import EmailAddress
+        from msgraph.generated.models.file_attachment import FileAttachment
+        from msgraph.generated.models.item_body import ItemBody
+        from msgraph.generated.models.message import Message
+        from msgraph.generated.models.recipient import Recipient
+
+        def recipients(addresses: list[str]) -> list[Recipient]:
+            return [Recipient(email_address=EmailAddress(address=a)) for a in addresses]
+
+        small = [a for a in attachments if len(a.data) <= INLINE_ATTACHMENT_LIMIT]
+        message = Message(subject=subject, body=ItemBody(content_type=BodyType.Html, content=html),
+                          to_recipients=recipients(to), cc_recipients=recipients(cc), bcc_recipients=recipients(bcc),
+                          attachments=[FileAttachment(odata_type="#microsoft.graph.fileAttachment", name=a.name,
+                                                      content_type=a.content_type, content_bytes=a.data)
+                                       for a in small])
+        messages = self.client(tenant_id).users.by_user_id(mailbox).messages
+        draft = await self._call(messages.post(message))
+        for attachment in attachments:
+            if len(attachment.data) > INLINE_ATTACHMENT_LIMIT:
+                await self._upload_attachment(tenant_id, mailbox, draft.id, attachment)
+        return draft.id
+
+    async def _upload_attachment(self, tenant_id: str, mailbox: str, message_id: str, attachment: Attachment) -> None:
+        import httpx
+        from msgraph.generated.models.attachment_item import AttachmentItem
+        from msgraph.generated.models.attachment_type import AttachmentType
+        from msgraph.generated.users.item.messages.item.attachments.create_upload_session.create_upload_session_post_request_body import (  # noqa: E501
+            CreateUploadSessionPostRequestBody,
+        )
+
+        body = CreateUploadSessionPostRequestBody(attachment_item=AttachmentItem(
+            attachment_type=AttachmentType.File, name=attachment.name, size=len(attachment.data),
+            content_type=attachment.content_type))
+        session = await self._call(self.client(tenant_id).users.by_user_id(mailbox).messages
+                                   .by_message_id(message_id).attachments.create_upload_session.post(body))
+        total = len(attachment.data)
+        async with httpx.AsyncClient(timeout=60) as http:  # the upload URL carries its own authorisation
+            for start in range(0, total, UPLOAD_CHUNK):
+                chunk = attachment.data[start:start + UPLOAD_CHUNK]
+                response = await http.put(session.upload_url, content=chunk, headers={
+                    "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}",
+                    "Content-Length": str(len(chunk))})
+                if response.status_code not in (200, 201):
+                    raise GraphError(response.status_code, None, f"attachment upload failed: {response.text[:200]}")
+
+    async def draft_exists(self, tenant_id: str, mailbox: str, message_id: str) -> bool:
+        """True while the message is still an unsent draft; False once sent (it left Drafts)."""
+        try:
+            message = await self._call(self.client(tenant_id).users.by_user_id(mailbox).messages
+                                       .by_message_id(message_id).get())
+        except GraphError as error:
+            if error.status == 404:
+                return False
+            raise
+        return bool(message.is_draft)
+
+    async def send_draft(self, tenant_id: str, mailbox: str, message_id: str) -> None:
+        await self._call(self.client(tenant_id).users.by_user_id(mailbox).messages.by_message_id(message_id).send.post())
+
+
+def _directory_user(user: Any) -> DirectoryUser:
+    extra = user.additional_data or {}
+    removed = extra.get("@removed")
+    properties: dict[str, Any] = {}
+    if user.display_name is not None:
+        properties["displayName"] = user.display_name
+    if user.user_principal_name is not None:
+        properties["userPrincipalName"] = user.user_principal_name
+    if user.user_type is not None:
+        properties["userType"] = user.user_type
+    if user.account_enabled is not None:
+        properties["accountEnabled"] = user.account_enabled
+    if user.assigned_licenses is not None:
+        properties["assignedLicenses"] = [str(lic.sku_id) for lic in user.assigned_licenses if lic.sku_id]
+    if user.created_date_time is not None:
+        created = user.created_date_time
+        properties["createdDateTime"] = created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    reason = removed.get("reason") if isinstance(removed, dict) else None
+    return DirectoryUser(user_id=str(user.id), properties=properties, removed=reason)
+
+
+def encode_bytes(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

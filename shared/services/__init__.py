@@ -1,0 +1,1 @@
+"""Use cases: onboarding, sync, notifications, subscriptions, close, reconciliation."""

@@ -1,0 +1,86 @@
+"""Checking Graph change notifications before anything is queued.
+
+Rule (graph-facts): a notification is genuine only if its subscription is one Prorata holds,
+its clientState equals the stored one (compared in constant time) and its tenantId is the
+subscription's tenant. Genuine items become one sync request per tenant; the rest are dropped
+and logged, never applied.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from shared.subscriptions import Subscription
+
+
+class NotAcceptable(ValueError):
+    """The body is not a notification collection (answered 400)."""
+
+
+@dataclass
+class Screened:
+    sync_requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # tenant id -> message
+    dropped: list[str] = field(default_factory=list)  # why each forged item was dropped
+    items: int = 0
+
+
+def parse_collection(body: bytes) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise NotAcceptable("body is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("value"), list):
+        raise NotAcceptable("body is not a notification collection ({\"value\": [...]})")
+    if not all(isinstance(item, dict) for item in data["value"]):
+        raise NotAcceptable("every item of value must be an object")
+    return data["value"]
+
+
+def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | None], *,
+           lifecycle: bool = False) -> Screened:
+    result = Screened(items=len(items))
+    for item in items:
+        subscription_id = str(item.get("subscriptionId") or "")
+        subscription = lookup(subscription_id) if subscription_id else None
+        if subscription is None:
+            result.dropped.append(f"unknown subscription {subscription_id or '(none)'}")
+            continue
+        if not hmac.compare_digest(str(item.get("clientState") or "").encode(), subscription.client_state.encode()):
+            result.dropped.append(f"wrong clientState for subscription {subscription_id}")
+            continue
+        if str(item.get("tenantId") or "").lower() != subscription.tenant_id.lower():
+            result.dropped.append(f"subscription {subscription_id} belongs to another tenant than {item.get('tenantId')}")
+            continue
+        event = item.get("lifecycleEvent") if lifecycle else None
+        if lifecycle and event not in {"reauthorizationRequired", "subscriptionRemoved", "missed"}:
+            result.dropped.append(f"unknown lifecycle event {event!r} for subscription {subscription_id}")
+            continue
+        request = result.sync_requests.setdefault(subscription.tenant_id, {
+            "tenant_id": subscription.tenant_id, "reason": "notification", "received_at": time.time(),
+            "subscription_id": subscription_id, "lifecycle_events": []})
+        if event:
+            request["reason"] = "lifecycle"
+            if event not in request["lifecycle_events"]:
+                request["lifecycle_events"].append(event)
+    return result
+
+
+class SubscriptionCache:
+    """Subscription rows by id, kept for a short while so that a burst of notifications costs one
+    table read per subscription, not one per item."""
+
+    def __init__(self, load: Callable[[str], Subscription | None], ttl_seconds: float = 30.0):
+        self._load, self._ttl = load, ttl_seconds
+        self._cache: dict[str, tuple[float, Subscription | None]] = {}
+
+    def __call__(self, subscription_id: str) -> Subscription | None:
+        now = time.monotonic()
+        hit = self._cache.get(subscription_id)
+        if hit and now - hit[0] < self._ttl and hit[1] is not None:
+            return hit[1]
+        value = self._load(subscription_id)
+        self._cache[subscription_id] = (now, value)
+        return value

@@ -1,0 +1,75 @@
+"""Onboarding and offboarding a client tenant, and running a tenant's sync requests."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from shared.services.sync import SyncReport, run_sync_request, sync_tenant
+from shared.tenants import ACTIVE, OFFBOARDED, Tenant
+
+log = logging.getLogger("prorata.tenants")
+
+
+async def onboard(app: Any, tenant: Tenant) -> dict[str, Any]:
+    """Stores the plan and contacts, runs the baseline (a full sync) and subscribes to changes.
+    Onboarding again updates the plan and contacts and keeps the ledger."""
+    existing = app.tenants.get(tenant.tenant_id)
+    stored = replace(tenant, status=ACTIVE, onboarded_at=existing.onboarded_at if existing else app.clock(),
+                     delta_link=existing.delta_link if existing else None,
+                     sku_names=existing.sku_names if existing else {})
+    app.tenants.save(stored)
+    reports = await sync(app, tenant.tenant_id)
+    if not app.subscriptions.for_tenant(tenant.tenant_id):
+        await app.subscription_manager.create(tenant.tenant_id)
+    users = len([s for s in app.ledger.current_states(tenant.tenant_id).values() if not s.deleted])
+    log.info("Onboarded %s (%s): %d user(s) in the baseline, subscribed to changes.", tenant.name,
+             tenant.tenant_id, users)
+    return {**stored.summary(), "users": users, "sync": [r.sentence() for r in reports]}
+
+
+async def offboard(app: Any, tenant_id: str) -> dict[str, Any] | None:
+    """Deletes the Graph subscription and stops billing; the ledger is kept."""
+    tenant = app.tenants.get(tenant_id)
+    if tenant is None:
+        return None
+    removed = await app.subscription_manager.remove_all(tenant_id)
+    app.tenants.update(tenant_id, status=OFFBOARDED)
+    log.info("Offboarded %s (%s): %d subscription(s) deleted, ledger kept.", tenant.name, tenant_id, removed)
+    return {"tenant_id": tenant_id, "name": tenant.name, "status": OFFBOARDED, "subscriptions_deleted": removed}
+
+
+async def sync(app: Any, tenant_id: str) -> list[SyncReport]:
+    """One sync of the tenant now, under its gate (again if triggers arrive meanwhile)."""
+    async def once() -> SyncReport:
+        return await sync_tenant(tenant_id, tenants=app.tenants, ledger=app.ledger, graph=app.graph, clock=app.clock)
+
+    reports = await run_sync_request(tenant_id, gate=app.sync_gate, clock=app.clock, run=once)
+    for report in reports:
+        log.info(report.sentence())
+    return reports
+
+
+async def handle_sync_message(app: Any, message: dict[str, Any]) -> list[SyncReport]:
+    """A `tenant-sync` queue message: lifecycle events first, then the delta."""
+    tenant_id = message.get("tenant_id")
+    if not isinstance(tenant_id, str) or not tenant_id:
+        raise ValueError(f"sync message without tenant_id: {message!r}")
+    events = message.get("lifecycle_events") or []
+    subscription_id = message.get("subscription_id")
+    if events and subscription_id:
+        manager = app.subscription_manager
+        subscription = app.subscriptions.get(subscription_id)
+        if "subscriptionRemoved" in events or subscription is None:
+            if subscription is not None:
+                app.subscriptions.delete(subscription_id)
+            if not app.subscriptions.for_tenant(tenant_id):
+                await manager.create(tenant_id)
+            log.warning("Tenant %s: Graph removed subscription %s; created it again, then a delta.", tenant_id,
+                        subscription_id)
+        elif "reauthorizationRequired" in events:
+            await manager.reauthorize(subscription)
+            log.info("Tenant %s: subscription %s reauthorized, then a delta.", tenant_id, subscription_id)
+        if "missed" in events:
+            log.warning("Tenant %s: Graph says notifications were missed; running a delta.", tenant_id)
+    return await sync(app, tenant_id)

@@ -1,0 +1,113 @@
+"""Turning Graph's view of a tenant's users into ledger records.
+
+A delta query returns the users changed since the stored delta link (or all users, for the
+baseline and after a 410). Each becomes an observation merged onto the user's stored state;
+the ledger appends only real changes, so replays and duplicates cost nothing.
+Effective time: createdDateTime for a user the ledger has never seen, else the time observed.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from shared.billing import Observation
+from shared.graph.gateway import DeltaExpired, DirectoryUser
+
+log = logging.getLogger("prorata.sync")
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    tenant_id: str
+    name: str
+    users_seen: int
+    records: int
+    full: bool
+    skipped: str | None = None
+
+    def sentence(self) -> str:
+        if self.skipped:
+            return f"Sync of {self.name or self.tenant_id}: skipped ({self.skipped})."
+        kind = "full sync" if self.full else "delta sync"
+        return (f"Sync of {self.name} ({self.tenant_id}): {kind}, {self.users_seen} user(s) reported by Graph, "
+                f"{self.records} change(s) recorded in the ledger.")
+
+
+def observe(user: DirectoryUser, previous: Observation | None, now: datetime,
+            sku_names: dict[str, str]) -> Observation | None:
+    """The observation a delta entry means, merged onto the user's stored state."""
+    if user.removed:
+        if previous is None or previous.deleted:
+            return None
+        return Observation(now, previous.user_id, previous.user_principal_name, previous.display_name,
+                           previous.user_type, previous.account_enabled, previous.skus, True)
+    p = user.properties
+    at = now
+    if previous is None and isinstance(p.get("createdDateTime"), datetime) and p["createdDateTime"] <= now:
+        at = p["createdDateTime"]
+    base = previous or Observation(at, user.user_id)
+    skus = base.skus if "assignedLicenses" not in p else tuple(sku_names.get(s.lower(), s) for s in p["assignedLicenses"])
+    upn = p.get("userPrincipalName", base.user_principal_name) or ""
+    return Observation(at=at, user_id=user.user_id, user_principal_name=upn,
+                       display_name=p.get("displayName", base.display_name) or upn or user.user_id,
+                       user_type=p.get("userType", base.user_type) or "Member",
+                       account_enabled=base.account_enabled if p.get("accountEnabled") is None else p["accountEnabled"],
+                       skus=skus, deleted=False)
+
+
+async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
+                      clock: Callable[[], datetime]) -> SyncReport:
+    """Runs one delta (or full) sync of a tenant into the ledger, then stores the new link."""
+    tenant = tenants.get(tenant_id)
+    if tenant is None:
+        return SyncReport(tenant_id, "", 0, 0, False, skipped="tenant is not onboarded")
+    if tenant.status != "active":
+        return SyncReport(tenant_id, tenant.name, 0, 0, False, skipped="tenant is offboarded")
+    full = tenant.delta_link is None
+    try:
+        result = await graph.delta(tenant_id, tenant.delta_link)
+    except DeltaExpired:
+        log.warning("Tenant %s (%s): the delta link has expired; running a full sync.", tenant.name, tenant_id)
+        full = True
+        result = await graph.delta(tenant_id, None)
+    now = clock()
+    sku_names = {k.lower(): v for k, v in tenant.sku_names.items()}
+    assigned = {s.lower() for u in result.users for s in u.properties.get("assignedLicenses", [])}
+    if assigned - set(sku_names):
+        sku_names = {sku.sku_id.lower(): sku.part_number for sku in await graph.subscribed_skus(tenant_id)}
+    known = ledger.current_states(tenant_id) if full else ledger.states_of(tenant_id, {u.user_id for u in result.users})
+    observations = []
+    for user in result.users:
+        observation = observe(user, known.get(user.user_id), now, sku_names)
+        if observation is not None:
+            observations.append(observation)
+    if full:  # whoever Graph no longer lists is gone
+        listed = {u.user_id for u in result.users}
+        for user_id, state in known.items():
+            if user_id not in listed and not state.deleted:
+                observations.append(Observation(now, user_id, state.user_principal_name, state.display_name,
+                                                state.user_type, state.account_enabled, state.skus, True))
+    records = ledger.append(tenant_id, observations, observed_at=now, source="full-sync" if full else "delta")
+    tenants.update(tenant_id, delta_link=result.delta_link, sku_names=sku_names)
+    return SyncReport(tenant_id, tenant.name, len(result.users), records, full)
+
+
+async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],
+                           run: Callable[[], Any]) -> list[SyncReport]:
+    """Runs `run` (one sync) under the tenant's gate, again while triggers keep arriving."""
+    owner = uuid.uuid4().hex
+    if not gate.acquire(tenant_id, owner, clock()):
+        log.info("Tenant %s: a sync is already running; it will run once more for this trigger.", tenant_id)
+        return []
+    reports = []
+    try:
+        while True:
+            reports.append(await run())
+            if not gate.release(tenant_id, owner, clock()):
+                return reports
+    except BaseException:
+        gate.abandon(tenant_id, owner)
+        raise
