@@ -3,7 +3,8 @@
 Prints the median of a few runs of each against the targets on a 2-core machine:
 20 lines at most 0.2 s, 200 lines at most 1 s. The one-off import of xhtml2pdf (about half a
 second, paid once per worker process) is measured and printed separately.
-Run: .venv/bin/python bench/pdf.py [--runs 5] [--out /tmp]   (--out also writes the PDFs)
+Wall-clock time is what the targets are about; the process's CPU time is printed too, because
+other work on the machine inflates the former. Run: .venv/bin/python bench/pdf.py [--runs 5] [--out /tmp]   (--out also writes the PDFs)
 """
 from __future__ import annotations
 
@@ -67,16 +68,17 @@ def main() -> int:
     ok = True
     for lines, target in TARGETS.items():
         document = sample_document(lines)
-        times = []
+        times, cpu = [], []
         for _ in range(args.runs):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             pdf = render_pdf(document, BRAND)
             times.append(time.perf_counter() - began)
+            cpu.append(time.process_time() - began_cpu)
         median = statistics.median(times)
         ok &= median <= target
         print(f"{lines:>4} lines: {median:.3f} s median of {args.runs} (min {min(times):.3f}, "
-              f"max {max(times):.3f}); target {target} s: {'OK' if median <= target else 'MISSED'}; "
-              f"{len(pdf) // 1024} KiB")
+              f"max {max(times):.3f}; CPU {statistics.median(cpu):.3f}); target {target} s: "
+              f"{'OK' if median <= target else 'MISSED'}; {len(pdf) // 1024} KiB")
         if args.out:
             Path(args.out, f"invoice-{lines}.pdf").write_bytes(pdf)
     return 0 if ok else 1

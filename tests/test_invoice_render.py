@@ -29,18 +29,19 @@ PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAA
 
 
 def make_document(users, *, currency="USD", locale="en_US", tax_rate="0.0825", period="2026-10",
-                  number="INV-2026-00042", client="Contoso Ltd", email=""):
+                  number="INV-2026-00042", client="Contoso Ltd", email="", proration="daily"):
     """A document from [(display name, upn, [(item, unit price, days), ...]), ...], with amounts,
     subtotal, tax and total computed by the billing rules."""
     plan = parse_plan({"tenant_id": "t-1", "name": client, "currency": currency, "timezone": "UTC",
                        "per_user_price": "45.00", "sku_prices": {"SPB": "22.00", "E3": "36.00"},
-                       "tax_rate": tax_rate})
+                       "tax_rate": tax_rate, "proration": proration})
     the_period = Period.parse(period)
     lines = []
     for index, (name, upn, items) in enumerate(users):
         for item, price, days in items:
             price = Decimal(price)
-            amount = round_half_up(Fraction(price) * days / the_period.days, currency)
+            share = Fraction(days, the_period.days) if proration == "daily" else 1
+            amount = round_half_up(Fraction(price) * share, currency)
             lines.append(InvoiceLine(f"u-{index}", upn, name, item, price, days, amount))
     subtotal = sum((line.amount for line in lines), Decimal(0))
     tax = round_half_up(Fraction(subtotal) * Fraction(plan.tax_rate), currency)
@@ -112,6 +113,14 @@ def test_html_shows_a_subtotal_per_item_with_its_users_days_and_amount():
     summary = html[html.index("Charges by item"):html.index("Charges by user")]
     assert re.search(r"Managed user</td><td[^>]*>2</td><td[^>]*>41</td><td[^>]*>\$59\.52<", summary)
     assert re.search(r"SPB</td><td[^>]*>1</td><td[^>]*>31</td><td[^>]*>\$22\.00<", summary)
+
+
+def test_html_explains_proration_by_days_or_full_months_as_the_plan_says():
+    users = [("Ann Lee", "ann@contoso.com", [("user", "45.00", 10)])]
+    daily = render_html(make_document(users), BRAND)
+    assert "× days ÷ 31" in daily and "$14.52" in daily
+    full = render_html(make_document(users, proration="none"), BRAND)
+    assert "full monthly unit price" in full and "× days" not in full and "$45.00" in full
 
 
 def test_html_escapes_display_names_and_client_names():

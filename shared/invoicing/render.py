@@ -4,7 +4,9 @@ Templates are versioned files in `templates/` (the document's `template_version`
 invoice template), rendered by jinja2 with autoescaping on. Every amount is formatted by
 Babel for the document's locale and the invoice's currency; dates are Babel's "long" format.
 The PDF is the HTML converted by xhtml2pdf, imported only inside `render_pdf` (it is slow to
-import). Nothing here reads the clock, the network or the environment.
+import). Nothing here reads the clock or the environment; the only I/O is reading the templates,
+a fallback font when a name needs one, and the brand's logo when it is an https URL rather
+than a data: URL.
 """
 from __future__ import annotations
 
@@ -206,6 +208,7 @@ def _view(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
         "currency": invoice.currency,
         "tables": _chunks(blocks, ROWS_PER_TABLE),
         "line_count": len(invoice.lines),
+        "prorated": invoice.plan.proration == "daily",
         "user_count": fmt.number(invoice.billable_users),
         "item_rows": item_rows,
         "subtotal": fmt.money(invoice.subtotal),
