@@ -10,6 +10,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "host": ("devtools.cmd_host", "development server: serves function_app.py on 127.0.0.1:7071 as func start would"),
     "test": ("devtools.cmd_test", "run the whole test suite (starts its own Azurite)"),
     "quote": ("devtools.cmd_quote", "price a month from a plan and observations files, no Azure"),
+    "ledger": ("devtools.cmd_ledger", "import history into a tenant's ledger, or export what a month is billed from"),
+    "tenants": ("devtools.cmd_tenants", "onboard, list, offboard and sync client tenants"),
     "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
 }
 

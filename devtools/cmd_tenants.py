@@ -1,0 +1,73 @@
+"""./dev tenants add|list|remove|sync: the same services as POST/DELETE /api/tenants."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="./dev tenants", description="Client tenants of the MSP.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="onboard a client: plan + billing contacts, baseline sync, subscription")
+    add.add_argument("--file", required=True, type=Path,
+                     help='JSON: {"plan": {...}, "billing_contacts": [...], "address": [...], "locale": "en_US"}')
+    sub.add_parser("list", help="list onboarded clients")
+    remove = sub.add_parser("remove", help="offboard a client (deletes the subscription, keeps the ledger)")
+    remove.add_argument("--tenant", required=True)
+    sync = sub.add_parser("sync", help="run a delta sync of a client now")
+    sync.add_argument("--tenant", required=True)
+    for command in (add, remove, sync, *[p for n, p in sub.choices.items() if n == "list"]):
+        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+    return parser
+
+
+async def _run(app, args) -> int:
+    from shared.billing import InputError
+    from shared.graph.gateway import GraphError
+    from shared.services.onboarding import offboard, onboard, sync
+    from shared.tenants import parse_onboarding
+
+    try:
+        if args.action == "add":
+            try:
+                data = json.loads(args.file.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as error:
+                print(f"tenants: {args.file}: cannot read the onboarding file ({error})", file=sys.stderr)
+                return 2
+            try:
+                tenant = parse_onboarding(data, source=str(args.file))
+            except InputError as error:
+                print(f"tenants: {error}", file=sys.stderr)
+                return 2
+            print(json.dumps(await onboard(app, tenant), indent=1))
+        elif args.action == "list":
+            for tenant in app.tenants.all():
+                print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
+        elif args.action == "remove":
+            result = await offboard(app, args.tenant)
+            if result is None:
+                print(f"tenants: tenant {args.tenant} is not onboarded", file=sys.stderr)
+                return 1
+            print(f"Offboarded {result['name']}: {result['subscriptions_deleted']} subscription(s) deleted, ledger kept.")
+        else:
+            for report in await sync(app, args.tenant):
+                print(report.sentence())
+    except GraphError as error:
+        print(f"tenants: Microsoft Graph refused: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"tenants: cannot reach Microsoft Graph at {app.settings.get('GRAPH_BASE_URL')} ({error}); "
+              "for local work start the simulator with ./dev graph-sim", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    from devtools.local_app import local_app
+
+    args = _parser().parse_args(argv)
+    with local_app(args.settings) as app:
+        return asyncio.run(_run(app, args))
