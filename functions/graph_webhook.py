@@ -40,7 +40,7 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
         return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
     cache = _caches.setdefault(id(app), SubscriptionCache(app.subscriptions.get))
     try:
-        screened = screen(items, cache, lifecycle=lifecycle)
+        screened = screen(items, cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
         for reason in screened.dropped:
             log.warning("Dropped a notification that is not genuine: %s.", reason)
         for message in screened.sync_requests.values():

@@ -40,7 +40,8 @@ def parse_collection(body: bytes) -> list[dict[str, Any]]:
 
 
 def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | None], *,
-           lifecycle: bool = False) -> Screened:
+           received_at: float, lifecycle: bool = False) -> Screened:
+    """received_at: when the POST arrived (epoch seconds); a sync that began later covers it."""
     result = Screened(items=len(items))
     for item in items:
         subscription_id = str(item.get("subscriptionId") or "")
@@ -59,7 +60,7 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
             result.dropped.append(f"unknown lifecycle event {event!r} for subscription {subscription_id}")
             continue
         request = result.sync_requests.setdefault(subscription.tenant_id, {
-            "tenant_id": subscription.tenant_id, "reason": "notification", "received_at": time.time(),
+            "tenant_id": subscription.tenant_id, "reason": "notification", "received_at": received_at,
             "subscription_id": subscription_id, "lifecycle_events": []})
         if event:
             request["reason"] = "lifecycle"

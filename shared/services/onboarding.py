@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime, timezone
 from typing import Any
 
 from shared.services.sync import SyncReport, run_sync_request, sync_tenant
@@ -39,12 +40,13 @@ async def offboard(app: Any, tenant_id: str) -> dict[str, Any] | None:
     return {"tenant_id": tenant_id, "name": tenant.name, "status": OFFBOARDED, "subscriptions_deleted": removed}
 
 
-async def sync(app: Any, tenant_id: str) -> list[SyncReport]:
-    """One sync of the tenant now, under its gate (again if triggers arrive meanwhile)."""
+async def sync(app: Any, tenant_id: str, requested_at: datetime | None = None) -> list[SyncReport]:
+    """A sync of the tenant under its gate (again if triggers arrive meanwhile); nothing if a
+    sync that began after `requested_at` already covers it."""
     async def once() -> SyncReport:
-        return await sync_tenant(tenant_id, tenants=app.tenants, ledger=app.ledger, graph=app.graph, clock=app.clock)
+        return await sync_tenant(tenant_id, tenants=app.tenants, ledger=app.ledger, graph=app.graph, clock=app.now)
 
-    reports = await run_sync_request(tenant_id, gate=app.sync_gate, clock=app.clock, run=once)
+    reports = await run_sync_request(tenant_id, gate=app.sync_gate, clock=app.now, run=once, requested_at=requested_at)
     for report in reports:
         log.info(report.sentence())
     return reports
@@ -72,4 +74,6 @@ async def handle_sync_message(app: Any, message: dict[str, Any]) -> list[SyncRep
             log.info("Tenant %s: subscription %s reauthorized, then a delta.", tenant_id, subscription_id)
         if "missed" in events:
             log.warning("Tenant %s: Graph says notifications were missed; running a delta.", tenant_id)
-    return await sync(app, tenant_id)
+    received = message.get("received_at")
+    requested_at = datetime.fromtimestamp(received, timezone.utc) if isinstance(received, (int, float)) else None
+    return await sync(app, tenant_id, requested_at)

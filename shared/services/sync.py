@@ -96,11 +96,14 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
 
 
 async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],
-                           run: Callable[[], Any]) -> list[SyncReport]:
+                           run: Callable[[], Any], requested_at: datetime | None = None) -> list[SyncReport]:
     """Runs `run` (one sync) under the tenant's gate, again while triggers keep arriving."""
+    from shared.services.sync_gate import RUN
+
     owner = uuid.uuid4().hex
-    if not gate.acquire(tenant_id, owner, clock()):
-        log.info("Tenant %s: a sync is already running; it will run once more for this trigger.", tenant_id)
+    decision = gate.acquire(tenant_id, owner, clock(), requested_at)
+    if decision != RUN:
+        log.debug("Tenant %s: trigger %s by a sync that is running or ran after it.", tenant_id, decision)
         return []
     reports = []
     try:

@@ -1,8 +1,15 @@
 """At most one delta at a time per tenant, and no trigger lost.
 
-A lock row per tenant (table `tenants`, partition `sync-lock`) guarded by ETags. A trigger that
-finds the lock taken marks it `pending` and ends; the holder, before releasing, sees the mark and
-runs the delta once more. A holder that dies leaves a lock that expires after `ttl`.
+One row per tenant (table `tenants`, partition `sync-lock`), changed only under its ETag:
+`owner` (empty when free) and `until` (when a dead holder's claim lapses), `pending` (a trigger
+came while the delta ran) and `started` (when the latest delta began).
+
+Rules:
+- a trigger received well before the latest delta began is covered by it (that delta read
+  Graph after the change): nothing to do;
+- otherwise, if a delta is running, the trigger marks `pending` and ends; the holder, before
+  releasing, sees the mark and runs once more;
+- otherwise the trigger takes the row and runs the delta.
 """
 from __future__ import annotations
 
@@ -12,83 +19,79 @@ from typing import Any
 from shared.billing.observations import format_instant, parse_instant
 
 PARTITION = "sync-lock"
+RUN, COVERED, QUEUED = "run", "covered", "queued"
 
 
 class SyncGate:
-    def __init__(self, storage: Any, table: str = "tenants", ttl: timedelta = timedelta(minutes=10)):
-        self._storage, self._table_name, self._ttl = storage, table, ttl
+    def __init__(self, storage: Any, table: str = "tenants", ttl: timedelta = timedelta(minutes=10),
+                 margin: timedelta = timedelta(seconds=2)):
+        self._storage, self._table_name, self._ttl, self._margin = storage, table, ttl, margin
 
     @property
     def _table(self):
         return self._storage.table(self._table_name)
 
-    def acquire(self, tenant_id: str, owner: str, now: datetime) -> bool:
-        """True if `owner` now holds the tenant's lock; False if another holder will run again."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
-        mine = {"PartitionKey": PARTITION, "RowKey": tenant_id, "owner": owner,
-                "until": format_instant(now + self._ttl), "pending": False}
-        for _ in range(10):
-            try:
-                row = self._table.get_entity(PARTITION, tenant_id)
-            except ResourceNotFoundError:
-                try:
-                    self._table.create_entity(mine)
-                    return True
-                except ResourceExistsError:
-                    continue
-            condition = {"etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
-            try:
-                if parse_instant(row["until"]) <= now:  # the last holder died: take over
-                    self._table.update_entity(mine, mode=UpdateMode.REPLACE, **condition)
-                    return True
-                if row.get("pending"):
-                    return False
-                self._table.update_entity({"PartitionKey": PARTITION, "RowKey": tenant_id, "pending": True},
-                                          mode=UpdateMode.MERGE, **condition)
-                return False
-            except HttpResponseError as error:
-                if error.status_code != 412:
-                    raise
-        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; try again")
-
-    def release(self, tenant_id: str, owner: str, now: datetime) -> bool:
-        """Releases the lock, or keeps it and returns True when a trigger arrived meanwhile
-        (the caller must run once more)."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-        from azure.data.tables import UpdateMode
-
-        for _ in range(10):
-            try:
-                row = self._table.get_entity(PARTITION, tenant_id)
-            except ResourceNotFoundError:
-                return False
-            if row.get("owner") != owner:
-                return False  # expired and taken over: the new holder runs
-            condition = {"etag": row.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
-            try:
-                if row.get("pending"):
-                    self._table.update_entity({"PartitionKey": PARTITION, "RowKey": tenant_id, "pending": False,
-                                               "until": format_instant(now + self._ttl)},
-                                              mode=UpdateMode.MERGE, **condition)
-                    return True
-                self._table.delete_entity(PARTITION, tenant_id, **condition)
-                return False
-            except HttpResponseError as error:
-                if error.status_code != 412:
-                    raise
-        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; try again")
-
-    def abandon(self, tenant_id: str, owner: str) -> None:
-        """Drops the lock after a failure (the queue retries the message)."""
-        from azure.core.exceptions import ResourceNotFoundError
+    def _row(self, tenant_id: str) -> Any:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
         try:
-            row = self._table.get_entity(PARTITION, tenant_id)
-            if row.get("owner") == owner:
-                self._table.delete_entity(PARTITION, tenant_id)
+            return self._table.get_entity(PARTITION, tenant_id)
         except ResourceNotFoundError:
-            pass
+            try:
+                self._table.create_entity({"PartitionKey": PARTITION, "RowKey": tenant_id, "owner": "",
+                                           "until": "", "pending": False, "started": ""})
+            except ResourceExistsError:
+                pass
+            return self._table.get_entity(PARTITION, tenant_id)
+
+    def _change(self, row: Any, **fields: Any) -> bool:
+        """Merges fields into the row if nobody changed it since it was read."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._table.update_entity({"PartitionKey": PARTITION, "RowKey": row["RowKey"], **fields},
+                                      mode=UpdateMode.MERGE, etag=row.metadata["etag"],
+                                      match_condition=MatchConditions.IfNotModified)
+            return True
+        except HttpResponseError as error:
+            if error.status_code != 412:
+                raise
+            return False
+
+    def acquire(self, tenant_id: str, owner: str, now: datetime, requested_at: datetime | None = None) -> str:
+        """RUN if `owner` must run the delta now, COVERED or QUEUED if nothing more is needed."""
+        for _ in range(20):
+            row = self._row(tenant_id)
+            if requested_at is not None and row.get("started") and \
+                    requested_at < parse_instant(row["started"]) - self._margin:
+                return COVERED
+            free = not row.get("owner") or not row.get("until") or parse_instant(row["until"]) <= now
+            if free:
+                if self._change(row, owner=owner, until=format_instant(now + self._ttl), pending=False,
+                                started=format_instant(now)):
+                    return RUN
+            elif row.get("pending") or self._change(row, pending=True):
+                return QUEUED
+        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
+
+    def release(self, tenant_id: str, owner: str, now: datetime) -> bool:
+        """Frees the row, or keeps it and returns True when a trigger arrived meanwhile (the
+        caller runs once more, from now)."""
+        for _ in range(20):
+            row = self._row(tenant_id)
+            if row.get("owner") != owner:
+                return False  # our claim lapsed and another holder took over: it runs
+            if row.get("pending"):
+                if self._change(row, pending=False, started=format_instant(now), until=format_instant(now + self._ttl)):
+                    return True
+            elif self._change(row, owner="", until=""):
+                return False
+        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
+
+    def abandon(self, tenant_id: str, owner: str) -> None:
+        """Frees the row after a failure (the queue retries the message)."""
+        row = self._row(tenant_id)
+        if row.get("owner") == owner:
+            self._change(row, owner="", until="")
