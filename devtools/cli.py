@@ -8,6 +8,7 @@ import sys
 # name -> (module, one-line help). Each module has main(argv: list[str]) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "host": ("devtools.cmd_host", "development server: serves function_app.py on 127.0.0.1:7071 as func start would"),
+    "demo": ("devtools.cmd_demo", "the whole product on local stand-ins: onboard, a month of changes, the close"),
     "test": ("devtools.cmd_test", "run the whole test suite (starts its own Azurite)"),
     "quote": ("devtools.cmd_quote", "price a month from a plan and observations files, no Azure"),
     "ledger": ("devtools.cmd_ledger", "import history into a tenant's ledger, or export what a month is billed from"),

@@ -1,0 +1,205 @@
+"""Runs the demo: local stand-ins up, three clients onboarded, a month played through Graph
+notifications, the month-end close through its timer, then a short summary.
+
+Only the clock is simulated (the simulator's and the app's, moved together); everything else
+is the production path: HTTP into function_app.py, queues, Table and Blob Storage, msgraph-sdk.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+import urllib.request
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from devtools.azurite import Azurite, free_ports
+from devtools.demo.scenario import CLIENTS, Month, plan_month
+from devtools.graph_sim import GraphSimulator
+from devtools.host import DevHost
+from shared.billing import Period
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "demo-function-key"
+MSP_TENANT = "0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
+MAILBOX = "billing@northwind-msp.example"
+
+
+class Clock:
+    """The demo's clock: the one thing it simulates."""
+
+    def __init__(self, sim: GraphSimulator, start: datetime):
+        self.sim, self.now = sim, start
+        sim.set_now(start)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, when: datetime) -> None:
+        if when > self.now:
+            self.now = when
+            self.sim.set_now(when)
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def previous_month(today: datetime) -> Period:
+    return Period(today.year, today.month).previous()
+
+
+def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
+    began = time.monotonic()
+    period = period or previous_month(datetime.now(timezone.utc))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stdout,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "invoices").mkdir(parents=True)
+    month = plan_month(period.year, period.month)
+    say(f"Prorata demo: three sample clients through {period_name(period)}, then the month-end close.")
+    say("[1/5] Starting Azurite, the Graph simulator and the development Functions host ...")
+    with Azurite() as azurite, GraphSimulator() as sim:
+        port = free_ports(1)[0]
+        settings = {
+            "FUNCTIONS_WORKER_RUNTIME": "python", "AzureWebJobsStorage": azurite.connection_string,
+            "DEV_HOST_FUNCTION_KEYS": KEY, "GRAPH_BASE_URL": sim.base_url, "GRAPH_AUTH": "static",
+            "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "MSP_TENANT_ID": MSP_TENANT, "INVOICE_MAILBOX": MAILBOX, "INVOICE_BCC": "archive@northwind-msp.example",
+            "MONTH_END_SCHEDULE": "0 0 6 1 * *", "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
+            "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
+            "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
+            "INVOICE_NUMBER_PREFIX": "NW-",
+        }
+        start = period.start("UTC") - timedelta(days=3)
+        clock = Clock(sim, start)
+        sim.add_tenant(MSP_TENANT, "Northwind MSP", "northwind-msp.example")
+        sim.create_user(MSP_TENANT, "Billing", MAILBOX, created=start - timedelta(days=900))
+        # The host's own timers stay off: the demo fires them at the simulated times instead.
+        host = DevHost(settings=settings, port=port, enable_timers=False).start()
+        try:
+            from shared.app import get_app
+            get_app().clock = clock
+            onboard(sim, host, month, clock)
+            play(sim, host, month, clock)
+            close(sim, host, period, clock)
+            return summarise(sim, host, period, out, began)
+        finally:
+            host.stop()
+
+
+def period_name(period: Period) -> str:
+    return period.first_day.strftime("%B %Y")
+
+
+def api(host: DevHost, method: str, path: str, body: object | None = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(host.base_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", "x-functions-key": KEY})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode("utf-8", "replace")
+
+
+def settle(sim: GraphSimulator, host: DevHost) -> None:
+    """Waits until every notification is delivered and every queued sync has run."""
+    sim.wait_deliveries(30)
+    host.wait_idle(60)
+
+
+def onboard(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
+    say("[2/5] Onboarding three clients (plan, billing contacts, baseline sync, Graph subscription) ...")
+    for client in CLIENTS:
+        sim.add_tenant(client.tenant_id, client.name, client.domain)
+        for sku, prepaid in client.skus.items():
+            sim.add_sku(client.tenant_id, sku, prepaid=prepaid)
+        for n, (name, upn, skus, kind) in enumerate(month.baseline[client.tenant_id]):
+            sim.create_user(client.tenant_id, name, upn, skus=skus, user_type=kind,
+                            created=clock.now - timedelta(days=60 + 37 * n))
+        status, answer = api(host, "POST", "/api/tenants", client.onboarding())
+        if status != 201:
+            raise RuntimeError(f"onboarding {client.name} answered {status}: {answer}")
+        say(f"      {client.name}: {answer['users']} users in the baseline, {client.plan['currency']}, "
+            f"{client.plan['timezone']}, proration {client.plan['proration']}")
+    settle(sim, host)
+
+
+def _user_id(sim: GraphSimulator, tenant_id: str, name: str) -> str:
+    return next(u["id"] for u in sim.users(tenant_id) if u["displayName"] == name)
+
+
+def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
+    say(f"[3/5] Playing the month: {len(month.events)} directory changes, each arriving as a Graph notification ...")
+    counts: Counter[str] = Counter()
+    day = None
+    for event in month.events:
+        if event.at.date() != day:  # a new day: the timers that run daily in Azure run here too
+            day = event.at.date()
+            clock.set(datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=2, minutes=30))
+            host.trigger_timer("renew_subscriptions")
+            host.trigger_timer("daily_sync")
+            settle(sim, host)
+        clock.set(event.at)
+        tenant = event.client.tenant_id
+        if event.kind == "join":
+            sim.create_user(tenant, event.person, event.upn, skus=[event.sku], created=event.at)
+        else:
+            user = _user_id(sim, tenant, event.person)
+            {"leave": lambda: sim.soft_delete_user(tenant, user),
+             "restore": lambda: sim.restore_user(tenant, user),
+             "license_add": lambda: sim.assign_license(tenant, user, event.sku),
+             "license_remove": lambda: sim.remove_license(tenant, user, event.sku),
+             "disable": lambda: sim.disable_user(tenant, user),
+             "enable": lambda: sim.enable_user(tenant, user)}[event.kind]()
+        counts[event.kind] += 1
+        settle(sim, host)
+    delivered = [d for d in sim.delivery_log if d.get("status", 0) and d["status"] < 300]
+    say(f"      {counts['join']} joiners, {counts['leave']} leavers, {counts['restore']} restores, "
+        f"{counts['license_add'] + counts['license_remove']} license changes, "
+        f"{counts['disable'] + counts['enable']} disables/enables; {len(delivered)} notifications acknowledged")
+
+
+def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
+    say(f"[4/5] Month-end close of {period_name(period)}: the month_end timer at 06:00 UTC on the 1st ...")
+    clock.set(period.end("UTC") + timedelta(hours=6))
+    invocation = host.trigger_timer("month_end")
+    if invocation.error is not None:
+        raise RuntimeError(f"the month_end timer failed: {invocation.error}")
+    settle(sim, host)
+
+
+def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, began: float) -> int:
+    from shared.app import get_app
+
+    app = get_app()
+    say("[5/5] Done. What the MSP got:")
+    container = app.storage.container(app.settings.get("INVOICE_CONTAINER"))
+    files = []
+    for blob in container.list_blobs(name_starts_with=f"{period}/"):
+        target = out / "invoices" / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(container.download_blob(blob.name).readall())
+        files.append(target)
+    sim.export_outbox(out / "outbox")
+    sent = [m for m in sim.outbox if m.mailbox.lower() == MAILBOX]
+    for client in CLIENTS:
+        preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")[1]
+        mail = next((m for m in sent if client.name in m.subject), None)
+        lines = preview.get("lines", []) if isinstance(preview, dict) else []
+        users = len({line["user_id"] for line in lines})
+        say(f"      {client.name:<20} {users:>3} users billed  {preview.get('currency', '?')} "
+            f"{preview.get('total', '?'):>10}  " + (f"emailed to {', '.join(mail.to)}: \"{mail.subject}\"" if mail
+                                                    else "NOT emailed"))
+    pdfs = [f for f in files if f.suffix == ".pdf"]
+    csvs = [f for f in files if f.suffix == ".csv"]
+    say(f"      PDF invoices: {len(pdfs)} in {out / 'invoices' / str(period)}")
+    say(f"      Invoice lines CSV (QuickBooks/Xero): {', '.join(str(c) for c in csvs) or 'none'}")
+    say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
+    say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
+    return 0 if len(pdfs) == len(CLIENTS) and len(sent) == len(CLIENTS) else 1
