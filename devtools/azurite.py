@@ -8,6 +8,7 @@ that importing this module (for example from tests/conftest.py) costs nothing.
 """
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -42,6 +43,20 @@ def port_answers(port: int, host: str = HOST, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def is_azurite(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
+    """True when an HTTP server on host:port says it is Azurite (its Server header)."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", f"/{ACCOUNT}")
+        response = connection.getresponse()
+        response.read()
+        return (response.getheader("Server") or "").startswith("Azurite")
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def free_ports(count: int) -> list[int]:
@@ -121,10 +136,9 @@ class Azurite:
             if self.process.poll() is not None:
                 break
             if all(port_answers(p) for p in ports):
-                time.sleep(0.05)  # still ours? (a port grabbed by someone else answers too)
-                if self.process.poll() is None:
+                # ours? (a port grabbed by someone else answers too)
+                if all(is_azurite(p) for p in ports) and self.process.poll() is None:
                     return True, ""
-                break
             time.sleep(0.05)
         message = log_path.read_text(errors="replace").strip()[-2000:]
         self.stop()
@@ -172,7 +186,7 @@ def ensure_azurite(setting: str | None) -> tuple[str, Azurite | None]:
     if not is_development_storage(setting):
         return setting, None
     answering = [port_answers(p) for p in DEFAULT_PORTS]
-    if all(answering):
+    if all(answering) and all(is_azurite(p) for p in DEFAULT_PORTS):
         return connection_string_for(*DEFAULT_PORTS), None
     if any(answering):
         taken = [p for p, a in zip(DEFAULT_PORTS, answering) if a]

@@ -197,3 +197,15 @@ def test_local_settings_become_environment_variables_but_the_environment_wins(tm
     with DevHost(tmp_path, "settings_probe_app", enable_timers=False, enable_queues=False) as probe:
         assert httpx.get(f"{probe.base_url}/api/probe").text == "from-file from-env"
     assert "PROBE_A" not in os.environ
+
+
+def test_route_templates_match_as_the_host_routes_them():
+    from devtools.host.routes import Route
+    assert Route("tenants/{tenant_id}").match("/Tenants/a%20b") == {"tenant_id": "a b"}
+    assert Route("c/{code:alpha:length(3)}").match("/c/ab1") is None
+    assert Route("m/{month:range(1,12)}").match("/m/13") is None
+    assert Route("p/{page=1}").match("/p") == {"page": "1"}
+    assert Route("files/{*path}").match("/files/a/b.pdf") == {"path": "a/b.pdf"}
+    assert Route("files/{name}.{ext}").match("/files/a.b.pdf") == {"name": "a.b", "ext": "pdf"}
+    ranked = sorted(map(Route, ["a/{x}", "{*all}", "a/b", "a/{x:int}"]), key=lambda r: r.rank)
+    assert [r.template for r in ranked] == ["a/b", "a/{x:int}", "a/{x}", "{*all}"]

@@ -35,6 +35,11 @@ class Invocation:
     error: BaseException | None = None
 
 
+def _reason(error: Exception) -> str:
+    """An exception's message (a KeyError's without the quotes str() adds)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
 class _EventLoop:
     """One event loop in its own thread for `async def` functions (the worker's main loop)."""
 
@@ -151,7 +156,7 @@ class DevHost:
             try:
                 runner = TimerRunner(self, info)
             except (KeyError, ValueError) as error:
-                self.errors[info.name] = str(error).strip("'\"")
+                self.errors[info.name] = _reason(error)
                 continue
             self._timers[info.name] = runner
             log.info(runner.describe())
@@ -164,7 +169,7 @@ class DevHost:
                 listener = QueueListener(self, info, options)
                 listener.start()
             except Exception as error:  # noqa: BLE001 - the host reports the function in error
-                self.errors[info.name] = str(error).strip("'\"")
+                self.errors[info.name] = _reason(error)
                 continue
             self._queues[info.name] = listener
 

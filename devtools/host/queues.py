@@ -129,6 +129,7 @@ class QueueListener:
                 self._slots.wait_for(lambda: self._stop.is_set() or self.in_flight <= self.options.threshold)
             if self._stop.is_set():
                 return
+            polled = time.monotonic()
             try:
                 wanted = self.options.batch_size
                 messages = list(self.client().receive_messages(
@@ -149,6 +150,8 @@ class QueueListener:
             if self._wake.wait(interval):
                 self._wake.clear()
                 interval = MIN_POLL
+                # woken by an invocation: poll soon, but no more than once per MIN_POLL
+                self._stop.wait(max(0.0, MIN_POLL - (time.monotonic() - polled)))
             else:
                 interval = min(interval * 2, self.options.max_polling_interval)
 
