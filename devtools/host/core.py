@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from .http import ALL_METHODS, KEYED_LEVELS, DevHttpServer, HttpDispatcher
 from .index import HTTP, QUEUE, TIMER, Context, FunctionInfo, index_app, load_app
 from .settings import Environment, is_truthy, read_host_json, read_local_settings
 
@@ -135,7 +136,6 @@ class DevHost:
             runner.start()
 
     def _start_http(self, functions: list[FunctionInfo], host_json: dict) -> None:
-        from .http import DevHttpServer, HttpDispatcher, KEYED_LEVELS
         keys = {k.strip() for k in os.environ.get(KEYS_SETTING, "").split(",") if k.strip()}
         prefix = host_json.get("extensions", {}).get("http", {}).get("routePrefix", "api")
         self._dispatcher = HttpDispatcher(self, functions, prefix, keys)
@@ -215,7 +215,6 @@ class DevHost:
         lines = ["Functions:", ""]
         for info in self.functions.values():
             if info.trigger_type == HTTP and self._server is not None:
-                from .http import ALL_METHODS
                 methods = ",".join(info.methods or ALL_METHODS)
                 lines.append(f"\t{info.name}: [{methods}] {self.url_for(info.name)}")
             else:

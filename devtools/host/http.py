@@ -158,8 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         body = self._body()
         base = f"http://{self.headers.get('Host') or self.server.authority}"
-        status, headers, payload = self.server.dispatcher.dispatch(
-            self.command, self.path, list(self.headers.items()), body, base)
+        try:
+            status, headers, payload = self.server.dispatcher.dispatch(
+                self.command, self.path, list(self.headers.items()), body, base)
+        except Exception:  # noqa: BLE001 - a host bug answers 500, the connection lives on
+            log.exception("The development host failed on %s %s", self.command, self.path)
+            status, headers, payload = 500, [], b""
         try:
             reason = HTTPStatus(status).phrase
         except ValueError:
