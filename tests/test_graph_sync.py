@@ -186,3 +186,30 @@ def test_offboarding_deletes_the_subscription_and_keeps_the_ledger(stack):
     assert len(app.ledger.current_states(tenant_id)) == 1
     assert app.tenants.get(tenant_id).status == "offboarded"
     assert call(host, "DELETE", f"/api/tenants/{tenant_id}", key=None)[0] == 401
+
+
+def test_reauthorization_required_is_answered_by_reauthorizing_then_a_delta(stack):
+    sim, host, app = stack
+    subscription = sim.subscriptions(CONTOSO)[0]
+    sim.drop_next_notifications(CONTOSO, 1)
+    user_id = sim.create_user(CONTOSO, "Jo Paused", "jo@contoso.example")  # changed while paused
+    sim.send_lifecycle(subscription["id"], "reauthorizationRequired")
+    wait_for(lambda: state(app, CONTOSO, user_id), what="the delta after reauthorizing")
+    assert any(r["method"] == "POST" and r["path"].endswith(f"/subscriptions/{subscription['id']}/reauthorize")
+               for r in sim.requests)
+
+
+def test_a_removed_subscription_is_created_again_then_a_delta_runs(stack):
+    sim, host, app = stack
+    old = sim.subscriptions(CONTOSO)[0]["id"]
+    sim.send_lifecycle(old, "subscriptionRemoved")
+    wait_for(lambda: [s for s in sim.subscriptions(CONTOSO) if s["id"] != old], what="a new subscription")
+    assert [s.subscription_id for s in app.subscriptions.for_tenant(CONTOSO)] == [sim.subscriptions(CONTOSO)[0]["id"]]
+
+
+def test_missed_notifications_are_caught_up_by_a_delta(stack):
+    sim, host, app = stack
+    sim.drop_next_notifications(CONTOSO, 1)
+    user_id = sim.create_user(CONTOSO, "Ka Missed", "ka@contoso.example")
+    sim.send_lifecycle(sim.subscriptions(CONTOSO)[0]["id"], "missed")
+    wait_for(lambda: state(app, CONTOSO, user_id), what="the missed user after the delta")
