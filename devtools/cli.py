@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quote": ("devtools.cmd_quote", "price a month from a plan and observations files, no Azure"),
     "ledger": ("devtools.cmd_ledger", "import history into a tenant's ledger, or export what a month is billed from"),
     "tenants": ("devtools.cmd_tenants", "onboard, list, offboard and sync client tenants"),
+    "reconcile": ("devtools.cmd_reconcile", "license reconciliation of a client: unbilled, idle and excluded licenses, sync drift"),
     "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
 }
 

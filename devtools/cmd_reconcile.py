@@ -1,0 +1,69 @@
+"""./dev reconcile --tenant T [--csv FILE]: the license reconciliation of a client tenant (or of
+every active one with --all), in plain words; the same service as
+GET /api/tenants/{id}/reconciliation. Exit 0 whatever the findings; 1 when a tenant could not be
+reconciled (not onboarded, Graph unreachable or refusing)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="./dev reconcile",
+        description="Compare a client's licenses in Microsoft Graph (subscribedSkus) with the ledger: licenses "
+                    "in use that the plan does not price, idle licenses, users holding licenses but excluded from "
+                    "the per-user fee, and drift between Graph and the ledger.")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant", help="the client's tenant id")
+    which.add_argument("--all", action="store_true", help="every active client tenant")
+    parser.add_argument("--csv", type=Path, help="also write the findings to this CSV file (a row per finding)")
+    parser.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+    return parser
+
+
+def _print(result) -> None:
+    print(result.summary_line())
+    for finding in result.findings:
+        print(f"  - {finding.detail}")
+
+
+async def _run(app, args) -> int:
+    from shared.graph.gateway import GraphError
+    from shared.services.reconcile import TenantNotOnboarded, findings_csv, reconcile_all, reconcile_tenant
+
+    try:
+        results = await reconcile_all(app) if args.all else [await reconcile_tenant(app, args.tenant)]
+    except TenantNotOnboarded as error:
+        print(f"reconcile: {error}", file=sys.stderr)
+        return 1
+    except GraphError as error:
+        print(f"reconcile: Microsoft Graph refused: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"reconcile: cannot reach Microsoft Graph at {app.settings.get('GRAPH_BASE_URL')} ({error}); "
+              "for local work start the simulator with ./dev graph-sim", file=sys.stderr)
+        return 1
+    if not results:
+        print("No active client tenant to reconcile.")
+    for result in results:
+        _print(result)
+    if args.csv:
+        try:
+            args.csv.write_bytes(findings_csv(results))
+        except OSError as error:
+            print(f"reconcile: cannot write {args.csv} ({error})", file=sys.stderr)
+            return 1
+        count = sum(len(r.findings) for r in results)
+        print(f"Wrote {count} finding(s) to {args.csv}.")
+    return 1 if any(r.error for r in results) else 0
+
+
+def main(argv: list[str]) -> int:
+    from devtools.local_app import local_app
+
+    args = _parser().parse_args(argv)
+    with local_app(args.settings) as app:
+        return asyncio.run(_run(app, args))
