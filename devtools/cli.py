@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("devtools.cmd_ledger", "import history into a tenant's ledger, or export what a month is billed from"),
     "tenants": ("devtools.cmd_tenants", "onboard, list, offboard and sync client tenants"),
     "reconcile": ("devtools.cmd_reconcile", "license reconciliation of a client: unbilled, idle and excluded licenses, sync drift"),
+    "close": ("devtools.cmd_close", "close a month by hand: invoices computed, numbered, archived and emailed exactly once"),
+    "invoice": ("devtools.cmd_invoice", "preview a client's invoice (month to date) or show where its close stands"),
     "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
 }
 

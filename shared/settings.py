@@ -23,6 +23,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "GRAPH_STATIC_TOKEN": (None, "pre-issued bearer token, {tenant_id} replaced (GRAPH_AUTH=static, local work only)"),
     "PUBLIC_BASE_URL": (None, "public https base URL of the Function App, for Graph notification URLs"),
     "MONTH_END_SCHEDULE": ("0 0 6 1 * *", "NCRONTAB schedule of the month-end close (UTC)"),
+    "MONTH_END_CATCHUP_SCHEDULE": ("0 15 * 1,2 * *", "NCRONTAB schedule (UTC) of the month-end catch-up, which "
+                                   "closes the clients whose month ended after the main run (zones west of UTC)"),
     "SUBSCRIPTION_RENEW_SCHEDULE": ("0 0 */6 * * *", "NCRONTAB schedule of the subscription renewal"),
     "DAILY_SYNC_SCHEDULE": ("0 30 2 * * *", "NCRONTAB schedule of the daily delta sync of every tenant"),
     "SUBSCRIPTION_LIFETIME_MINUTES": ("4320", "lifetime asked for each Graph subscription (max 41760)"),

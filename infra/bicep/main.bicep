@@ -87,6 +87,9 @@ param invoicePaymentTermsDays string = '30'
 @description('MONTH_END_SCHEDULE: NCRONTAB schedule of the month-end close (UTC).')
 param monthEndSchedule string = '0 0 6 1 * *'
 
+@description('MONTH_END_CATCHUP_SCHEDULE: NCRONTAB schedule of the month-end catch-up (clients whose month ends after the main run).')
+param monthEndCatchupSchedule string = '0 15 * 1,2 * *'
+
 @description('SUBSCRIPTION_RENEW_SCHEDULE: NCRONTAB schedule of the Graph subscription renewal.')
 param subscriptionRenewSchedule string = '0 0 */6 * * *'
 
@@ -190,6 +193,7 @@ var appSettings = {
   MSP_TENANT_ID: effectiveMspTenantId
   MANAGED_IDENTITY_CLIENT_ID: identity.outputs.clientId
   MONTH_END_SCHEDULE: monthEndSchedule
+  MONTH_END_CATCHUP_SCHEDULE: monthEndCatchupSchedule
   SUBSCRIPTION_RENEW_SCHEDULE: subscriptionRenewSchedule
   DAILY_SYNC_SCHEDULE: dailySyncSchedule
   SUBSCRIPTION_LIFETIME_MINUTES: subscriptionLifetimeMinutes

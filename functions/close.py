@@ -1,0 +1,71 @@
+"""The month-end close: the timers that fan out, the `tenant-close` queue function that closes
+one client's month, and the invoice preview over HTTP (function key)."""
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from functions.http_util import error_response, json_response
+from shared.app import CLOSE_QUEUE, get_app
+
+bp = func.Blueprint()
+log = logging.getLogger("prorata.close")
+
+MAX_ATTEMPTS = 5  # host.json extensions.queues.maxDequeueCount: the fifth failure goes to the poison queue
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%MONTH_END_SCHEDULE%", run_on_startup=False)
+def month_end(timer: func.TimerRequest) -> None:
+    """06:00 UTC on the 1st: queues every client whose last month has ended in its zone."""
+    from shared.services.close import CloseService
+
+    CloseService(get_app()).start_month_end("timer")
+
+
+@bp.timer_trigger(arg_name="timer", schedule="%MONTH_END_CATCHUP_SCHEDULE%", run_on_startup=False)
+def month_end_catch_up(timer: func.TimerRequest) -> None:
+    """Hourly on the 1st and 2nd: the same rule, for clients whose month ended after 06:00 UTC."""
+    from shared.services.close import CloseService
+
+    CloseService(get_app()).start_month_end("catch-up")
+
+
+@bp.queue_trigger(arg_name="msg", queue_name=CLOSE_QUEUE, connection="AzureWebJobsStorage")
+async def tenant_close(msg: func.QueueMessage) -> None:
+    from shared.services.close import handle_close_message
+
+    message = json.loads(msg.get_body().decode("utf-8"))
+    await handle_close_message(get_app(), message, attempt=msg.dequeue_count or 1, max_attempts=MAX_ATTEMPTS)
+
+
+@bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
+    """The invoice JSON of `?period=YYYY-MM` (default: the current month in the client's zone,
+    to date), computed as the close computes it."""
+    from shared.billing import InputError, Period
+    from shared.services.close import CloseError, CloseService
+
+    app = get_app()
+    tenant_id = req.route_params["tenant_id"]
+    tenant = app.tenants.get(tenant_id)
+    if tenant is None:
+        return error_response(404, f"tenant {tenant_id} is not onboarded")
+    text = req.params.get("period")
+    try:
+        if text:
+            period = Period.parse(text)
+        else:
+            from zoneinfo import ZoneInfo
+
+            local = app.now().astimezone(ZoneInfo(tenant.plan.timezone))
+            period = Period(local.year, local.month)
+    except InputError as error:
+        return error_response(400, f"query parameter period: {error.problem}")
+    try:
+        return json_response(CloseService(app).preview(tenant_id, period))
+    except CloseError as error:
+        return error_response(400, f"period {period}: {error}")
+    except LookupError as error:
+        return error_response(404, str(error))

@@ -1,0 +1,156 @@
+"""Invoice numbers: one gap-free, increasing sequence per MSP (all client tenants share it).
+
+The counter is one row (table `counters`, PartitionKey `invoice-number`, RowKey `msp`) holding
+`last_number` and `last_assigned_to` (`<tenant id>|<period>`), changed only with its ETag.
+Taking a number is a reservation on that row followed by recording the number on the invoice
+row; a crash between the two must neither lose the number (a gap) nor give it twice:
+
+* A runner whose invoice is named in `last_assigned_to` finds its own reservation and records
+  it (a retry after a crash, or a second runner of the same invoice).
+* Before reserving the next number, a runner makes sure the current reservation is recorded on
+  the invoice it names (it records it there itself if its runner died). So every number handed
+  out is on exactly one invoice, and the numbers on invoices are 1, 2, 3, ... with no hole.
+
+Numbers are taken only by invoices that are final (computed, with something to bill).
+The sequence never restarts: `{year}` and `{month}` in INVOICE_NUMBER_FORMAT are the invoice
+date's and only decorate the number (INV-2026-00041, INV-2027-00042), so that any format stays
+unique.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import date, datetime
+from typing import Any
+
+from shared.billing.observations import format_instant
+from shared.invoicing.store import COMPUTED, NUMBERED, Conflict, InvoiceStore, Row
+
+log = logging.getLogger("prorata.close")
+
+TABLE = "counters"
+PARTITION, ROW = "invoice-number", "msp"
+
+
+class NumberFormatError(ValueError):
+    pass
+
+
+def format_number(template: str, prefix: str, issued_on: date, seq: int) -> str:
+    """The invoice number from INVOICE_NUMBER_FORMAT: {prefix}, {year}, {month}, {seq}."""
+    try:
+        return template.format(prefix=prefix, year=issued_on.year, month=f"{issued_on.month:02d}", seq=seq)
+    except (KeyError, IndexError, ValueError) as error:
+        raise NumberFormatError(f"setting INVOICE_NUMBER_FORMAT {template!r} cannot be used ({error!r}); "
+                                "it may use {prefix}, {year}, {month} and {seq}, e.g. {prefix}{year}-{seq:05d}") from None
+
+
+def check_format(template: str, prefix: str) -> None:
+    """Fails early on a format that cannot number invoices or would repeat numbers."""
+    first, second = (format_number(template, prefix, date(2026, 1, 1), n) for n in (1, 2))
+    if first == second:
+        raise NumberFormatError(f"setting INVOICE_NUMBER_FORMAT {template!r} must contain {{seq}}")
+
+
+def holder(tenant_id: str, period: str) -> str:
+    return f"{tenant_id}|{period}"
+
+
+class InvoiceNumbering:
+    def __init__(self, storage: Any, invoices: InvoiceStore, *, template: str, prefix: str):
+        check_format(template, prefix)
+        self._storage, self._invoices = storage, invoices
+        self.template, self.prefix = template, prefix
+
+    @property
+    def _table(self):
+        return self._storage.table(TABLE)
+
+    def last_number(self) -> int:
+        row = self._counter()
+        return int(row.get("last_number", 0))
+
+    def _counter(self) -> Row:
+        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+        while True:
+            try:
+                entity = self._table.get_entity(PARTITION, ROW)
+                return Row(dict(entity), entity.metadata["etag"])
+            except ResourceNotFoundError:
+                try:
+                    fresh = {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": 0, "last_assigned_to": ""}
+                    result = self._table.create_entity(fresh)
+                    return Row(fresh, result["etag"])
+                except ResourceExistsError:
+                    continue
+
+    def assign(self, tenant_id: str, period: str, now: datetime) -> Row:
+        """Gives the computed invoice of (tenant, period) its number, or finds the one it has.
+        Returns the invoice row as it now is."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import HttpResponseError
+        from azure.data.tables import UpdateMode
+
+        me = holder(tenant_id, period)
+        for attempt in range(200):
+            row = self._invoices.get(tenant_id, period)
+            if row is None:
+                raise RuntimeError(f"invoice {tenant_id}/{period} vanished before it was numbered")
+            if row.get("number"):
+                return row
+            if row.get("step") != COMPUTED:
+                raise RuntimeError(f"invoice {tenant_id}/{period} is at step {row.get('step')!r}, not computed: "
+                                   "only a computed invoice takes a number")
+            counter = self._counter()
+            reserved_for = counter.get("last_assigned_to", "")
+            last = int(counter.get("last_number", 0))
+            if reserved_for == me:
+                return self._record(tenant_id, period, last, now)
+            if reserved_for:
+                self._settle(reserved_for, last, now)  # the previous reservation is on its invoice
+            try:
+                self._table.update_entity(
+                    {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
+                    mode=UpdateMode.REPLACE, etag=counter.etag, match_condition=MatchConditions.IfNotModified)
+            except HttpResponseError as error:
+                if error.status_code != 412:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * min(attempt + 1, 10)))  # another invoice took it: again
+                continue
+            return self._record(tenant_id, period, last + 1, now)
+        raise RuntimeError("the invoice number counter kept changing; giving up for now (the close is retried)")
+
+    def _record(self, tenant_id: str, period: str, seq: int, now: datetime) -> Row:
+        """Writes reserved number `seq` on the invoice (idempotent)."""
+        for _ in range(50):
+            row = self._invoices.get(tenant_id, period)
+            if row is None:
+                raise RuntimeError(f"invoice {tenant_id}/{period} vanished while it was being numbered")
+            if row.get("number_seq") is not None and row.get("number"):
+                if int(row["number_seq"]) != seq:
+                    raise RuntimeError(f"invoice {tenant_id}/{period} already has number {row['number']}, "
+                                       f"yet the counter reserved {seq} for it")
+                return row
+            issued_on = date.fromisoformat(row["issued_on"])
+            number = format_number(self.template, self.prefix, issued_on, seq)
+            try:
+                return self._invoices.update(row, {"number": number, "number_seq": seq, "step": NUMBERED,
+                                                   "numbered_at": format_instant(now)})
+            except Conflict:
+                continue  # its runner touched it (lease, status): read again
+        raise RuntimeError(f"invoice {tenant_id}/{period}: could not record number {seq}")
+
+    def _settle(self, reserved_for: str, seq: int, now: datetime) -> None:
+        tenant_id, _, period = reserved_for.partition("|")
+        row = self._invoices.get(tenant_id, period)
+        if row is None:
+            log.error("Invoice number %d was reserved for %s, whose invoice row no longer exists: "
+                      "the number is lost (someone deleted the row).", seq, reserved_for)
+            return
+        if row.get("number"):
+            return
+        log.warning("Invoice number %d was reserved for %s by a close that stopped before recording it; "
+                    "recording it on that invoice now.", seq, reserved_for)
+        self._record(tenant_id, period, seq, now)
