@@ -418,7 +418,12 @@ async def reconcile_all(app: Any) -> list[Reconciliation]:
         try:
             results.append(await reconcile_tenant(app, tenant.tenant_id))
         except Exception as error:  # one tenant's failure must not stop the others' report
-            log.exception("Tenant %s (%s): could not be reconciled: %s", tenant.name, tenant.tenant_id, error)
+            from shared.graph.gateway import GraphError
+
+            if isinstance(error, (GraphError, OSError)):  # Graph refused or could not be reached: no traceback
+                log.error("Tenant %s (%s): could not be reconciled: %s", tenant.name, tenant.tenant_id, error)
+            else:
+                log.exception("Tenant %s (%s): could not be reconciled: %s", tenant.name, tenant.tenant_id, error)
             results.append(Reconciliation(tenant.tenant_id, tenant.name, tenant.plan.currency, app.now(),
                                           error=str(error) or type(error).__name__))
     return results
