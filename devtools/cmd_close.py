@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     # The run's summary is printed at the end (as text or JSON), not also as it is logged.
-    handler.addFilter(lambda record: not record.getMessage().startswith("Month-end close of "))
+    handler.addFilter(lambda record: "(month-end close of " not in record.getMessage())
     close_log = logging.getLogger("prorata.close")
     close_log.addHandler(handler)
     close_log.setLevel(logging.INFO)

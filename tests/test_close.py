@@ -417,7 +417,7 @@ def test_the_run_summary_reports_a_failure_with_its_reason(env, caplog):
     assert summary["emailed"] == 1 and summary["failed"] == 1
     assert summary["failures"] == [{"tenant_id": bad.tenant_id, "name": "Nocontact Ltd",
                                     "reason": "the client has no billing contact to email the invoice to"}]
-    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Month-end close of May 2026")]
+    logged = [r.getMessage() for r in caplog.records if "(month-end close of May 2026, manual)" in r.getMessage()]
     assert len(logged) == 1 and "1 invoice emailed, 1 failed" in logged[0]
     assert "Failed: Nocontact Ltd: the client has no billing contact" in logged[0]
     assert env.row(bad.tenant_id, Period(2026, 5))["status"] == \
@@ -468,3 +468,37 @@ def test_the_preview_endpoint_answers_404_400_and_401_as_it_should(env):
     status, _, body = call(env.host, "GET", base + "?period=2099-01")
     assert status == 400 and "has not started" in json.loads(body)["error"]
     assert call(env.host, "GET", base + "?period=2026-10", key=None)[0] == 401
+
+
+# --------------------------------------------------------------------------- ./dev close and ./dev invoice
+
+def test_dev_close_closes_by_hand_once_and_dev_invoice_previews_and_shows_it(env, tmp_path, capsys):
+    from devtools import cmd_close, cmd_invoice
+
+    tenant = env.tenant("Byhand Ltd", users=2, month=Period(2026, 4), onboarded=datetime(2026, 4, 2, tzinfo=UTC))
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": dict(env.app.settings.values)}))
+    common = ["--period", "2026-04", "--tenant", tenant.tenant_id, "--settings", str(settings)]
+
+    assert cmd_close.main(common) == 0
+    out = capsys.readouterr().out
+    row = env.row(tenant.tenant_id, Period(2026, 4))
+    assert f"Closed April 2026 for Byhand Ltd: 2 users, 4 lines, USD {Decimal(row['total']):,} incl. tax, " \
+           f"invoice {row['number']} emailed to accounts@byhand.example" in out
+    assert "(month-end close of April 2026, manual): 1 client; 1 invoice emailed" in out
+
+    assert cmd_close.main(common) == 0  # again: nothing is invoiced or sent twice
+    assert "April 2026 for Byhand Ltd was closed before: invoice " + row["number"] in capsys.readouterr().out
+    assert len(env.sent_to("accounts@byhand.example")) == 1
+
+    assert cmd_invoice.main(["preview", *common]) == 0
+    preview = json.loads(capsys.readouterr().out)
+    issued = unpack_invoice(row).to_json()
+    assert {k: v for k, v in preview.items() if k in issued} == issued
+    assert cmd_invoice.main(["show", *common]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["step"] == "emailed" and shown["number"] == row["number"] and shown["emailed_at"]
+
+    assert cmd_close.main(["--period", "2099-01", "--tenant", tenant.tenant_id, "--settings", str(settings)]) == 1
+    assert "has not ended yet" in capsys.readouterr().out
+    assert cmd_close.main(["--period", "2026-4", "--settings", str(settings)]) == 2

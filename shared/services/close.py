@@ -292,7 +292,7 @@ class CloseService:
                 self.app.enqueue(CLOSE_QUEUE, {"tenant_id": tenant.tenant_id, "period": str(period), "run_id": run_id})
             started.append(RunStarted(run_id, period, [t.tenant_id for t in claimed]))
             names = ", ".join(t.name for t in claimed[:10]) + (f" and {len(claimed) - 10} more" if len(claimed) > 10 else "")
-            log.info("Month-end close of %s: run %s (%s) queued %s: %s.", month_label(period), run_id, trigger,
+            log.info("Run %s (month-end close of %s, %s) started: queued %s: %s.", run_id, month_label(period), trigger,
                      _plural(len(claimed), "client"), names)
         for row in stale:
             self.app.enqueue(CLOSE_QUEUE, {"tenant_id": row["PartitionKey"], "period": row["RowKey"],
@@ -677,7 +677,7 @@ class CloseService:
 def summary_text(summary: dict[str, Any]) -> str:
     """A run's summary in one paragraph of plain words."""
     period = Period.parse(summary["period"])
-    parts = [f"Month-end close of {month_label(period)}, run {summary['run_id']} ({summary.get('trigger')}): "
+    parts = [f"Run {summary['run_id']} (month-end close of {month_label(period)}, {summary.get('trigger')}): "
              f"{_plural(summary['tenants'], 'client')}; {_plural(summary['emailed'], 'invoice')} emailed"]
     if summary.get("nothing_to_bill"):
         parts.append(f", {summary['nothing_to_bill']} with nothing to bill")
