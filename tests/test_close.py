@@ -502,3 +502,30 @@ def test_dev_close_closes_by_hand_once_and_dev_invoice_previews_and_shows_it(env
     assert cmd_close.main(["--period", "2099-01", "--tenant", tenant.tenant_id, "--settings", str(settings)]) == 1
     assert "has not ended yet" in capsys.readouterr().out
     assert cmd_close.main(["--period", "2026-4", "--settings", str(settings)]) == 2
+
+
+# --------------------------------------------------------------------------- pieces without Azure
+
+def test_an_invoice_frozen_in_its_row_reads_back_equal_to_the_computed_one():
+    from shared.invoicing.store import Row, pack_invoice
+
+    plan = parse_plan({"tenant_id": "t-1", "name": "Kuwait Co", "currency": "KWD", "timezone": "Asia/Kuwait",
+                       "per_user_price": "12.125", "tax_rate": "0.05"})
+    from shared.billing import compute_invoice
+    invoice = compute_invoice(plan, [Observation(datetime(2026, 10, 9, tzinfo=UTC), f"u{n}", f"u{n}@k.example",
+                                                 f"Ünïcode {n}") for n in range(300)], OCTOBER)
+    row = Row({"PartitionKey": "t-1", "RowKey": "2026-10", **pack_invoice(invoice)}, "etag")
+    assert unpack_invoice(row) == invoice and unpack_invoice(row).to_json() == invoice.to_json()
+
+
+def test_the_number_format_takes_prefix_year_month_and_seq_and_must_contain_seq():
+    from datetime import date
+
+    from shared.invoicing.numbering import NumberFormatError, check_format, format_number
+
+    assert format_number("{prefix}{year}-{seq:05d}", "INV-", date(2027, 1, 1), 42) == "INV-2027-00042"
+    assert format_number("{prefix}{year}{month}/{seq}", "NW", date(2026, 11, 1), 7) == "NW202611/7"
+    with pytest.raises(NumberFormatError, match="must contain"):
+        check_format("{prefix}{year}", "INV-")
+    with pytest.raises(NumberFormatError, match="INVOICE_NUMBER_FORMAT"):
+        check_format("{prefix}{client}-{seq}", "INV-")
