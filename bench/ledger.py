@@ -74,9 +74,19 @@ def main() -> None:
         total = sum(len(h) for h in histories.values())
         now = datetime(2027, 1, 5, tzinfo=timezone.utc)
         started = time.perf_counter()
+        done = []
+
+        def append(name: str) -> int:
+            count = TableLedger(storage).append(name, histories[name], observed_at=now, source="bench")
+            done.append(name)
+            if len(done) % 50 == 0:
+                elapsed = time.perf_counter() - started
+                print(f"  {len(done)} tenants appended, {elapsed:.0f} s, "
+                      f"{len(done) * total / len(tenants) / elapsed:.0f} appends/s so far", flush=True)
+            return count
+
         with ThreadPoolExecutor(args.writers) as pool:
-            written = sum(pool.map(lambda name: TableLedger(storage).append(
-                name, histories[name], observed_at=now, source="bench"), tenants))
+            written = sum(pool.map(append, tenants))
         append_seconds = time.perf_counter() - started
         print(f"appended {total} observations ({written} records) for {len(tenants)} tenants in "
               f"{append_seconds:.1f} s: {total / append_seconds:.0f} appends/s")
@@ -88,15 +98,15 @@ def main() -> None:
             raw_read(table, tenants[0], period, zone)
         results = {}
         for period in (Period(2026, 1), Period(2026, 12)):
-            entities = 0
-            t0 = time.perf_counter()
+            # Ours and the floor alternate tenant by tenant, so that load from elsewhere hits both alike.
+            entities, ours, floor = 0, 0.0, 0.0
             for name in tenants:
+                t0 = time.perf_counter()
                 entities += raw_read(table, name, period, zone)
-            floor = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for name in tenants:
+                t1 = time.perf_counter()
                 ledger.read_month(name, period, zone)
-            ours = time.perf_counter() - t0
+                t2 = time.perf_counter()
+                floor, ours = floor + (t1 - t0), ours + (t2 - t1)
             results[period] = (ours, floor, entities)
             print(f"read {period} for every tenant: {ours:.2f} s ({entities / ours:.0f} entities/s); raw SDK floor "
                   f"{floor:.2f} s; read path / floor = {ours / floor:.2f} (target <= 1.3)")
