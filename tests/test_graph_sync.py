@@ -204,7 +204,9 @@ def test_a_removed_subscription_is_created_again_then_a_delta_runs(stack):
     old = sim.subscriptions(CONTOSO)[0]["id"]
     sim.send_lifecycle(old, "subscriptionRemoved")
     wait_for(lambda: [s for s in sim.subscriptions(CONTOSO) if s["id"] != old], what="a new subscription")
-    assert [s.subscription_id for s in app.subscriptions.for_tenant(CONTOSO)] == [sim.subscriptions(CONTOSO)[0]["id"]]
+    fresh = sim.subscriptions(CONTOSO)[0]["id"]
+    wait_for(lambda: [s.subscription_id for s in app.subscriptions.for_tenant(CONTOSO)] == [fresh],
+             what="the new subscription stored, the old one forgotten")
 
 
 def test_missed_notifications_are_caught_up_by_a_delta(stack):

@@ -189,13 +189,15 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
     sim.export_outbox(out / "outbox")
     sent = [m for m in sim.outbox if m.mailbox.lower() == MAILBOX]
     for client in CLIENTS:
-        preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")[1]
-        mail = next((m for m in sent if client.name in m.subject), None)
-        lines = preview.get("lines", []) if isinstance(preview, dict) else []
-        users = len({line["user_id"] for line in lines})
-        say(f"      {client.name:<20} {users:>3} users billed  {preview.get('currency', '?')} "
-            f"{preview.get('total', '?'):>10}  " + (f"emailed to {', '.join(mail.to)}: \"{mail.subject}\"" if mail
-                                                    else "NOT emailed"))
+        status, preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")
+        if status != 200 or not isinstance(preview, dict):
+            raise RuntimeError(f"the preview of {client.name} answered {status}: {preview}")
+        mail = next((m for m in sent if set(m.to) & set(client.contacts)), None)
+        users = len({line["user_id"] for line in preview["lines"]})
+        say(f"      {client.name:<19} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
+            + (f"{mail.subject.split(' from ')[0]} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
+        status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
+        say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
     pdfs = [f for f in files if f.suffix == ".pdf"]
     csvs = [f for f in files if f.suffix == ".csv"]
     say(f"      PDF invoices: {len(pdfs)} in {out / 'invoices' / str(period)}")

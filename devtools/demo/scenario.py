@@ -98,11 +98,13 @@ def plan_month(year: int, month: int, seed: int = 2026) -> Month:
         for _ in range(client.staff):
             name = _person(rnd, taken)
             people.append((name, _upn(name, client.domain), [rnd.choice(skus)], "Member"))
-        for n in range(client.service_accounts):
-            people.append((f"Backup Service {n + 1}", f"svc-backup{n + 1}@{client.domain}", [], "Member"))
-        for _ in range(client.guests):
+        unpriced = [s for s in client.skus if s not in client.plan["sku_prices"]]
+        for n in range(client.service_accounts):  # a mailbox license on a service account: not billed per user
+            people.append((f"Backup Service {n + 1}", f"svc-backup{n + 1}@{client.domain}", unpriced[:1], "Member"))
+        for g in range(client.guests):  # a guest who was given a license: the reconciliation flags it
             name = _person(rnd, taken)
-            people.append((name, f"{name.split()[0].lower()}_partner.example#EXT#@{client.domain}", [], "Guest"))
+            people.append((name, f"{name.split()[0].lower()}_partner.example#EXT#@{client.domain}",
+                           skus[:1] if g == 0 else [], "Guest"))
         result.baseline[client.tenant_id] = people
         staff = [p[0] for p in people if p[3] == "Member" and not p[1].startswith("svc-")]
 
