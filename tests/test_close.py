@@ -529,3 +529,20 @@ def test_the_number_format_takes_prefix_year_month_and_seq_and_must_contain_seq(
         check_format("{prefix}{year}", "INV-")
     with pytest.raises(NumberFormatError, match="INVOICE_NUMBER_FORMAT"):
         check_format("{prefix}{client}-{seq}", "INV-")
+
+
+def test_a_run_summary_far_larger_than_a_table_property_is_stored_and_read_back(env):
+    import secrets
+
+    from shared.invoicing.store import RunMember, RunStore
+
+    runs = RunStore(env.app.storage)
+    run_id = f"test-{uuid.uuid4().hex[:8]}"
+    header = runs.create(run_id, OCTOBER, "test", env.clock.now, [RunMember("t-1", "One", "2026-10")])
+    summary = {"run_id": run_id, "failures": [{"tenant_id": f"t-{n}", "reason": secrets.token_hex(100)}
+                                              for n in range(600)]}
+    assert len(json.dumps(summary)) > 2 * 64 * 1024
+    assert runs.summary(header) is None
+    assert runs.record_summary(header, summary, env.clock.now)
+    assert not runs.record_summary(header, summary, env.clock.now)  # once
+    assert runs.summary(runs.header(run_id)) == summary

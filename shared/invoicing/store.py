@@ -13,8 +13,8 @@ binary properties of at most 60,000 bytes each), so that every later step and ev
 exactly what was computed, whatever the ledger learns afterwards.
 
 Table `runs`: one partition per run (PartitionKey = run id): the header row `run` (period,
-trigger, start time, tenants queued, tenants finished, and the summary once the last tenant has
-finished) and one member row `tenant|<tenant id>` per tenant of the run with its outcome.
+trigger, start time, tenants queued, tenants finished, and once the last tenant has finished the
+time it finished and the summary, gzip JSON in binary chunks like the invoice) and one member row `tenant|<tenant id>` per tenant of the run with its outcome.
 A tenant's outcome and the header's count are written in one transaction, so a tenant is counted
 once however often its message is retried.
 """
@@ -77,27 +77,39 @@ def _is_precondition_failure(error: Exception) -> bool:
 
 # --------------------------------------------------------------------------- invoice JSON
 
-def pack_invoice(invoice: Invoice) -> dict[str, Any]:
-    """The row properties that freeze an invoice: gzip JSON chunks plus plain summary columns."""
-    payload = json.dumps({"plan": invoice.plan.to_dict(), "invoice": invoice.to_json()},
-                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def pack_json(data: Any, prefix: str, what: str) -> dict[str, Any]:
+    """Row properties holding `data` as gzip-compressed JSON in binary chunks (`{prefix}_00`, ...,
+    and `{prefix}_chunks`): a string property holds only 32K characters."""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     packed = gzip.compress(payload, compresslevel=6, mtime=0)
     chunks = [packed[i:i + _CHUNK] for i in range(0, len(packed), _CHUNK)] or [b""]
     if len(chunks) > _MAX_CHUNKS:
-        raise ValueError(f"invoice of {invoice.plan.name} for {invoice.period}: {len(invoice.lines)} lines "
-                         f"are too many to store in one table row")
-    properties: dict[str, Any] = {f"invoice_{n:02d}": chunk for n, chunk in enumerate(chunks)}
-    properties["invoice_chunks"] = len(chunks)
+        raise ValueError(f"{what} is too large to store in one table row ({len(packed)} bytes compressed)")
+    properties: dict[str, Any] = {f"{prefix}_{n:02d}": chunk for n, chunk in enumerate(chunks)}
+    properties[f"{prefix}_chunks"] = len(chunks)
     return properties
+
+
+def unpack_json(row: Row, prefix: str) -> Any:
+    """What pack_json stored in the row, or None if it holds none."""
+    count = int(row.get(f"{prefix}_chunks", 0))
+    if not count:
+        return None
+    packed = b"".join(bytes(row.values[f"{prefix}_{n:02d}"]) for n in range(count))
+    return json.loads(gzip.decompress(packed).decode("utf-8"))
+
+
+def pack_invoice(invoice: Invoice) -> dict[str, Any]:
+    """The row properties that freeze an invoice (its plan and its JSON)."""
+    return pack_json({"plan": invoice.plan.to_dict(), "invoice": invoice.to_json()}, "invoice",
+                     f"the invoice of {invoice.plan.name} for {invoice.period} ({len(invoice.lines)} lines)")
 
 
 def unpack_invoice(row: Row) -> Invoice:
     """The invoice frozen in the row, as the core's Invoice (money as Decimal)."""
-    count = int(row.get("invoice_chunks", 0))
-    if not count:
+    data = unpack_json(row, "invoice")
+    if data is None:
         raise ValueError(f"invoice row {row.get('PartitionKey')}/{row.get('RowKey')} holds no invoice")
-    packed = b"".join(bytes(row.values[f"invoice_{n:02d}"]) for n in range(count))
-    data = json.loads(gzip.decompress(packed).decode("utf-8"))
     return invoice_from_json(data["plan"], data["invoice"])
 
 
@@ -214,7 +226,7 @@ class RunStore:
             self._table.submit_transaction(operations[start:start + 100])
         header = {"PartitionKey": run_id, "RowKey": RUN_ROW, "period": str(period), "trigger": trigger,
                   "started": format_instant(started), "tenants_queued": len(members), "finished": 0,
-                  "failed": 0, "summary": "", "finished_at": ""}
+                  "failed": 0, "finished_at": ""}
         result = self._table.upsert_entity(header)
         return Row(header, result["etag"])
 
@@ -271,14 +283,21 @@ class RunStore:
             return RunProgress(Row({**header.values, **counts}, results[1]["etag"]), counted=True)
         raise RuntimeError(f"run {run_id}: the run record kept changing; tenant {tenant_id} not counted")
 
+    @staticmethod
+    def summary(header: Row) -> dict[str, Any] | None:
+        """The run's stored summary, or None while the run has not finished."""
+        return unpack_json(header, "summary") if header.get("finished_at") else None
+
     def record_summary(self, header: Row, summary: dict[str, Any], finished_at: datetime) -> bool:
-        """Stores the run's summary once; False if another finisher stored it first."""
+        """Stores the run's summary once (setting `finished_at`); False if another finisher
+        stored it first."""
         from azure.core import MatchConditions
         from azure.core.exceptions import HttpResponseError
         from azure.data.tables import UpdateMode
 
         entity = {"PartitionKey": header["PartitionKey"], "RowKey": RUN_ROW,
-                  "summary": json.dumps(summary, ensure_ascii=False), "finished_at": format_instant(finished_at)}
+                  **pack_json(summary, "summary", f"the summary of run {header['PartitionKey']}"),
+                  "finished_at": format_instant(finished_at)}
         try:
             self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=header.etag,
                                       match_condition=MatchConditions.IfNotModified)

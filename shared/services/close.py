@@ -553,7 +553,7 @@ class CloseService:
                 log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
                             run_id, outcome.name)
                 return
-            if progress.complete and not progress.header.get("summary"):
+            if progress.complete and not progress.header.get("finished_at"):
                 self.finish_run(run_id)
         except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
@@ -566,8 +566,9 @@ class CloseService:
         header = self.runs.header(run_id)
         if header is None:
             return None
-        if header.get("summary"):
-            return json.loads(header["summary"])
+        done = self.runs.summary(header)
+        if done is not None:
+            return done
         if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
             return None
         members = self.runs.members(run_id)
@@ -611,15 +612,16 @@ class CloseService:
             log.info(summary_text(summary))
             return summary
         stored = self.runs.header(run_id)
-        return json.loads(stored["summary"]) if stored and stored.get("summary") else summary
+        return (self.runs.summary(stored) if stored else None) or summary
 
     def run_report(self, run_id: str) -> dict[str, Any] | None:
         """The run's summary if it has finished, else its progress so far."""
         header = self.runs.header(run_id)
         if header is None:
             return None
-        if header.get("summary"):
-            return json.loads(header["summary"])
+        done = self.runs.summary(header)
+        if done is not None:
+            return done
         members = self.runs.members(run_id)
         return {"run_id": run_id, "period": header.get("period"), "trigger": header.get("trigger"),
                 "started": header.get("started"), "tenants": int(header.get("tenants_queued", 0)),
@@ -689,8 +691,11 @@ def summary_text(summary: dict[str, Any]) -> str:
     if summary.get("csv"):
         parts.append(f"; invoice lines in {summary['csv']}")
     parts.append(".")
-    for failure in summary.get("failures", []):
+    failures = summary.get("failures", [])
+    for failure in failures[:20]:
         parts.append(f" Failed: {failure.get('name') or failure['tenant_id']}: {failure.get('reason')}.")
+    if len(failures) > 20:
+        parts.append(f" And {len(failures) - 20} more failures: ./dev close --report {summary['run_id']} lists them.")
     return "".join(parts)
 
 
