@@ -59,7 +59,8 @@ def main() -> None:
                   "DEV_HOST_FUNCTION_KEYS": KEY, "GRAPH_BASE_URL": sim.base_url, "GRAPH_AUTH": "static",
                   "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
                   "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *", "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *",
-                  "MONTH_END_SCHEDULE": "0 0 0 1 1 *"}
+                  "MONTH_END_SCHEDULE": "0 0 0 1 1 *",
+                  "MONTH_END_CATCHUP_SCHEDULE": "0 0 0 1 1 *"}
         settings_file = Path(folder) / "local.settings.json"
         settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
         host = subprocess.Popen([sys.executable, "-m", "devtools.cli", "host", "--port", str(port), "--no-timers",

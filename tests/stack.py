@@ -24,7 +24,8 @@ def stack_settings(connection_string: str, sim: GraphSimulator, host_port: int, 
             "DEV_HOST_FUNCTION_KEYS": FUNCTION_KEY, "GRAPH_BASE_URL": sim.base_url, "GRAPH_AUTH": "static",
             "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{host_port}",
             "MSP_TENANT_ID": MSP_TENANT, "INVOICE_MAILBOX": "billing@northwind-msp.example",
-            "MONTH_END_SCHEDULE": "0 0 6 1 * *", "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
+            "MONTH_END_SCHEDULE": "0 0 6 1 * *", "MONTH_END_CATCHUP_SCHEDULE": "0 0 0 1 1 *",
+            "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
             "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *", "BRAND_NAME": "Northwind MSP", **extra}
 
 

@@ -28,6 +28,8 @@ def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(t
 
     csvs = list((out / "invoices" / "2026-10").glob("invoice-lines-*.csv"))
     assert len(csvs) == 1 and csvs[0].read_text(encoding="utf-8").count("\n") > 30
+    findings = list((out / "invoices" / "2026-10").glob("reconciliation-*.csv"))
+    assert len(findings) == 1 and "idle_units" in findings[0].read_text(encoding="utf-8-sig")
 
     messages = [json.loads(p.read_text()) for p in (out / "outbox").glob("*/message.json")]
     assert len(messages) == 3

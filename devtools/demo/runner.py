@@ -70,7 +70,8 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             "DEV_HOST_FUNCTION_KEYS": KEY, "GRAPH_BASE_URL": sim.base_url, "GRAPH_AUTH": "static",
             "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "MSP_TENANT_ID": MSP_TENANT, "INVOICE_MAILBOX": MAILBOX, "INVOICE_BCC": "archive@northwind-msp.example",
-            "MONTH_END_SCHEDULE": "0 0 6 1 * *", "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
+            "MONTH_END_SCHEDULE": "0 0 6 1 * *", "MONTH_END_CATCHUP_SCHEDULE": "0 15 * 1,2 * *",
+            "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
             "INVOICE_NUMBER_PREFIX": "NW-",
@@ -199,9 +200,11 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
         say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
     pdfs = [f for f in files if f.suffix == ".pdf"]
-    csvs = [f for f in files if f.suffix == ".csv"]
+    lines_csv = [str(f) for f in files if f.name.startswith("invoice-lines-")]
+    findings_csv = [str(f) for f in files if f.name.startswith("reconciliation-")]
     say(f"      PDF invoices: {len(pdfs)} in {out / 'invoices' / str(period)}")
-    say(f"      Invoice lines CSV (QuickBooks/Xero): {', '.join(str(c) for c in csvs) or 'none'}")
+    say(f"      Invoice lines CSV (QuickBooks/Xero): {', '.join(lines_csv) or 'none'}")
+    say(f"      License reconciliation CSV (for the MSP): {', '.join(findings_csv) or 'none'}")
     say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
     say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
     return 0 if len(pdfs) == len(CLIENTS) and len(sent) == len(CLIENTS) else 1

@@ -328,12 +328,31 @@ class CloseService:
                             f"{max_attempts}): {reason}. It will be retried.")
             log.error(sentence)
             if final and run_id:
-                self._finish(run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason))
+                await self._reconcile_run(self._finish(
+                    run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason)))
             raise
         log.info(outcome.sentence)
         if run_id:
-            self._finish(run_id, outcome)
+            await self._reconcile_run(self._finish(run_id, outcome))
         return outcome
+
+    async def _reconcile_run(self, summary: dict[str, Any] | None) -> None:
+        """When a run has just finished: the license reconciliation of every active client, one
+        line each in the log, and the findings CSV beside the run's PDFs (the MSP's own report)."""
+        if summary is None:
+            return
+        from shared.services.reconcile import reconcile_all, store_findings_csv
+
+        try:
+            results = await reconcile_all(self.app)
+            for result in results:
+                log.info("Licenses: %s", result.summary_line())
+            blob = store_findings_csv(self.app, summary["period"], summary["run_id"], results)
+            log.info("Run %s: license reconciliation of %s stored in %s/%s.", summary["run_id"],
+                     _plural(len(results), "client"), self.archive.container_name, blob)
+        except Exception as error:  # noqa: BLE001 - the invoices are out; the check can be redone
+            log.error("Run %s: the license reconciliation failed (%s); ./dev reconcile --all runs it again.",
+                      summary["run_id"], describe(error))
 
     def _name_of(self, tenant_id: str, period: Period) -> str:
         try:
@@ -545,19 +564,21 @@ class CloseService:
                     f"{_money(total, currency)}{taxed}, invoice {number} emailed to {to}")
         return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to)
 
-    def _finish(self, run_id: str, outcome: TenantOutcome) -> None:
+    def _finish(self, run_id: str, outcome: TenantOutcome) -> dict[str, Any] | None:
+        """Counts the outcome on its run; returns the run's summary if this finished the run."""
         try:
             progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()),
                                                failed=outcome.kind == FAILED_OUTCOME)
             if progress is None:
                 log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
                             run_id, outcome.name)
-                return
+                return None
             if progress.complete and not progress.header.get("finished_at"):
-                self.finish_run(run_id)
+                return self.finish_run(run_id)
         except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
+        return None
 
     def finish_run(self, run_id: str) -> dict[str, Any] | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
