@@ -31,6 +31,7 @@ class Tenant:
     delta_link: str | None = None
     sku_names: Mapping[str, str] = field(default_factory=dict)  # SKU id -> part number
     onboarded_at: datetime | None = None
+    offboarded_at: datetime | None = None  # service ended: billed up to this instant
 
     @property
     def name(self) -> str:
@@ -86,7 +87,8 @@ class TenantStore:
                 "contacts": json.dumps(list(tenant.billing_contacts)), "address": json.dumps(list(tenant.address)),
                 "locale": tenant.locale, "status": tenant.status, "delta_link": tenant.delta_link or "",
                 "sku_names": json.dumps(dict(tenant.sku_names)),
-                "onboarded_at": format_instant(tenant.onboarded_at) if tenant.onboarded_at else ""}
+                "onboarded_at": format_instant(tenant.onboarded_at) if tenant.onboarded_at else "",
+                "offboarded_at": format_instant(tenant.offboarded_at) if tenant.offboarded_at else ""}
 
     @staticmethod
     def _from_entity(entity: Mapping[str, Any]) -> Tenant:
@@ -95,7 +97,8 @@ class TenantStore:
                       address=tuple(json.loads(entity.get("address") or "[]")), locale=entity.get("locale") or "en_US",
                       status=entity.get("status") or ACTIVE, delta_link=entity.get("delta_link") or None,
                       sku_names=json.loads(entity.get("sku_names") or "{}"),
-                      onboarded_at=parse_instant(entity["onboarded_at"]) if entity.get("onboarded_at") else None)
+                      onboarded_at=parse_instant(entity["onboarded_at"]) if entity.get("onboarded_at") else None,
+                      offboarded_at=parse_instant(entity["offboarded_at"]) if entity.get("offboarded_at") else None)
 
     def get(self, tenant_id: str) -> Tenant | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -129,5 +132,6 @@ class TenantStore:
 
 def _columns(changes: Iterable[str]) -> list[str]:
     names = {"plan": "plan", "billing_contacts": "contacts", "address": "address", "locale": "locale",
-             "status": "status", "delta_link": "delta_link", "sku_names": "sku_names", "onboarded_at": "onboarded_at"}
+             "status": "status", "delta_link": "delta_link", "sku_names": "sku_names", "onboarded_at": "onboarded_at",
+             "offboarded_at": "offboarded_at"}
     return [names[name] for name in changes]

@@ -363,6 +363,24 @@ def test_the_timer_closes_a_client_only_once_its_month_has_ended_in_its_own_zone
         assert env.row(tenant_id, Period(2026, 6))["step"] == "emailed"
 
 
+def test_a_client_offboarded_mid_month_gets_a_final_invoice_up_to_the_offboarding(env):
+    leaving = env.tenant("Leaving Ltd", zone="UTC", users=2, skus=(), month=Period(2026, 5),
+                         onboarded=datetime(2026, 4, 1, tzinfo=UTC))
+    gone_before = env.tenant("Gone Before Ltd", zone="UTC", users=2, skus=(), month=Period(2026, 5),
+                             onboarded=datetime(2026, 3, 1, tzinfo=UTC))
+    env.app.tenants.update(leaving.tenant_id, status=OFFBOARDED, offboarded_at=datetime(2026, 5, 20, 12, tzinfo=UTC))
+    env.app.tenants.update(gone_before.tenant_id, status=OFFBOARDED, offboarded_at=datetime(2026, 4, 30, tzinfo=UTC))
+    env.clock.now = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    with only_these_clients_active(env):
+        runs = env.service().start_month_end("test")
+        closed = {t for run in runs for t in run.tenants}
+        assert leaving.tenant_id in closed and gone_before.tenant_id not in closed
+        assert env.host.wait_idle(60)
+    invoice = unpack_invoice(env.row(leaving.tenant_id, Period(2026, 5)))
+    assert {line.days for line in invoice.lines} == {19}  # 1-19 May held at day's end; gone on the 20th
+    assert len(env.sent_to("accounts@leaving.example")) == 1
+
+
 def test_the_month_end_timer_fans_out_through_the_dev_host_and_each_client_gets_its_pdf(env):
     august = Period(2026, 8)
     tenants = [env.tenant(f"{name} Ltd", month=august, users=n, joins=[("Ivy New", 10)],

@@ -233,8 +233,11 @@ class CloseService:
             raise CloseError(f"{month_label(period)} has not started yet in {zone}")
         observations = self.app.ledger.read_month(tenant.tenant_id, period, zone).observations
         to_date = as_of < period.end(zone)
-        if to_date:
-            observations = month_to_date(observations, as_of)
+        # Rule: a client offboarded during the month is billed up to the offboarding, as if every
+        # user left then; a month under way is billed for the days ended so far.
+        cut = min(as_of, tenant.offboarded_at or as_of)
+        if cut < period.end(zone):
+            observations = month_to_date(observations, cut)
         return compute_invoice(tenant.plan, observations, period), to_date
 
     def preview(self, tenant_id: str, period: Period) -> dict[str, Any]:
@@ -256,16 +259,19 @@ class CloseService:
 
     # -- the timers: which tenants to close, and fanning out -----------------------------------
     def start_month_end(self, trigger: str = "timer") -> list[RunStarted]:
-        """Claims and queues every active tenant whose last ended month is not closed yet (see
-        the module's doc); one run per period. Returns the runs started."""
+        """Claims and queues every tenant whose last ended month is not closed yet, active or
+        offboarded during that month (see the module's doc); one run per period. Returns the
+        runs started."""
         now = self.now()
         due: dict[Period, list[Any]] = defaultdict(list)
         stale: list[Row] = []
-        for tenant in self.app.tenants.all(active_only=True):
+        for tenant in self.app.tenants.all():
             zone = tenant.plan.timezone
             period = last_ended_month(zone, now)
             if tenant.onboarded_at is not None and tenant.onboarded_at >= period.end(zone):
                 continue  # onboarded after that month: none of it is the MSP's to bill
+            if tenant.status != "active" and (tenant.offboarded_at is None or tenant.offboarded_at <= period.start(zone)):
+                continue  # offboarded before that month began: nothing more to bill
             row = self.invoices.get(tenant.tenant_id, period)
             if row is None:
                 due[period].append(tenant)

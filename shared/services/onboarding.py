@@ -16,7 +16,8 @@ async def onboard(app: Any, tenant: Tenant) -> dict[str, Any]:
     """Stores the plan and contacts, runs the baseline (a full sync) and subscribes to changes.
     Onboarding again updates the plan and contacts and keeps the ledger."""
     existing = app.tenants.get(tenant.tenant_id)
-    stored = replace(tenant, status=ACTIVE, onboarded_at=existing.onboarded_at if existing else app.clock(),
+    stored = replace(tenant, status=ACTIVE, offboarded_at=None,
+                     onboarded_at=existing.onboarded_at if existing else app.now(),
                      delta_link=existing.delta_link if existing else None,
                      sku_names=existing.sku_names if existing else {})
     app.tenants.save(stored)
@@ -30,12 +31,13 @@ async def onboard(app: Any, tenant: Tenant) -> dict[str, Any]:
 
 
 async def offboard(app: Any, tenant_id: str) -> dict[str, Any] | None:
-    """Deletes the Graph subscription and stops billing; the ledger is kept."""
+    """Deletes the Graph subscription and ends the service now: the month under way is still
+    invoiced at month end, up to this instant (docs/billing-rules.md); the ledger is kept."""
     tenant = app.tenants.get(tenant_id)
     if tenant is None:
         return None
     removed = await app.subscription_manager.remove_all(tenant_id)
-    app.tenants.update(tenant_id, status=OFFBOARDED)
+    app.tenants.update(tenant_id, status=OFFBOARDED, offboarded_at=app.now())
     log.info("Offboarded %s (%s): %d subscription(s) deleted, ledger kept.", tenant.name, tenant_id, removed)
     return {"tenant_id": tenant_id, "name": tenant.name, "status": OFFBOARDED, "subscriptions_deleted": removed}
 
