@@ -8,7 +8,7 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import CLOSE_QUEUE, get_app
+from shared.app import CLOSE_QUEUE, get_app, run_async
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.close")
@@ -33,11 +33,11 @@ def month_end_catch_up(timer: func.TimerRequest) -> None:
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=CLOSE_QUEUE, connection="AzureWebJobsStorage")
-async def tenant_close(msg: func.QueueMessage) -> None:
+def tenant_close(msg: func.QueueMessage) -> None:
     from shared.services.close import handle_close_message
 
     message = json.loads(msg.get_body().decode("utf-8"))
-    await handle_close_message(get_app(), message, attempt=msg.dequeue_count or 1, max_attempts=MAX_ATTEMPTS)
+    run_async(handle_close_message(get_app(), message, attempt=msg.dequeue_count or 1, max_attempts=MAX_ATTEMPTS))
 
 
 @bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)

@@ -9,11 +9,12 @@ import logging
 import azure.functions as func
 
 from shared.app import SYNC_QUEUE, get_app
-from shared.services.notifications import NotAcceptable, SubscriptionCache, parse_collection, screen
+from shared.services.notifications import GroupCommit, NotAcceptable, SubscriptionCache, parse_collection, screen
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.webhook")
 _caches: dict[int, SubscriptionCache] = {}
+_writers: dict[int, GroupCommit] = {}
 
 
 def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
@@ -43,8 +44,11 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
         screened = screen(items, cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
         for reason in screened.dropped:
             log.warning("Dropped a notification that is not genuine: %s.", reason)
-        for message in screened.sync_requests.values():
-            app.enqueue(SYNC_QUEUE, message)
+        writer = _writers.get(id(app))
+        if writer is None:
+            queue = app.storage.queue(SYNC_QUEUE)
+            writer = _writers.setdefault(id(app), GroupCommit(queue.send_message))
+        writer.submit(list(screened.sync_requests.values()))
     except Exception:
         # Not stored: answer 5xx so that Graph delivers it again.
         log.exception("Could not store %d notification(s); Graph will retry.", len(items))

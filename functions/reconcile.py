@@ -7,14 +7,14 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import get_app
+from shared.app import get_app, run_async
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.reconcile")
 
 
 @bp.route(route="tenants/{tenant_id}/reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
-async def tenant_reconciliation(req: func.HttpRequest) -> func.HttpResponse:
+def tenant_reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     from shared.graph.gateway import GraphError
     from shared.services.reconcile import TenantNotOnboarded, findings_csv, reconcile_tenant
 
@@ -23,7 +23,7 @@ async def tenant_reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     if wanted not in ("json", "csv"):
         return error_response(400, f"format: expected json or csv, got {wanted!r}")
     try:
-        result = await reconcile_tenant(get_app(), tenant_id)
+        result = run_async(reconcile_tenant(get_app(), tenant_id))
     except TenantNotOnboarded as error:
         return error_response(404, str(error))
     except GraphError as error:

@@ -6,24 +6,23 @@ import logging
 
 import azure.functions as func
 
-from shared.app import SYNC_QUEUE, get_app
+from shared.app import SYNC_QUEUE, get_app, run_async
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.sync")
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
-async def tenant_sync(msg: func.QueueMessage) -> None:
-    from shared.services.onboarding import handle_sync_message
+def tenant_sync(msg: func.QueueMessage) -> None:
+    from shared.services.onboarding import run_sync_message
 
-    message = json.loads(msg.get_body().decode("utf-8"))
-    await handle_sync_message(get_app(), message)
+    run_sync_message(get_app(), json.loads(msg.get_body().decode("utf-8")))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_RENEW_SCHEDULE%", run_on_startup=False)
-async def renew_subscriptions(timer: func.TimerRequest) -> None:
+def renew_subscriptions(timer: func.TimerRequest) -> None:
     app = get_app()
-    outcome = await app.subscription_manager.renew_all()
+    outcome = run_async(app.subscription_manager.renew_all())
     for tenant_id in outcome["recreated"] + outcome["created"]:
         app.enqueue(SYNC_QUEUE, {"tenant_id": tenant_id, "reason": "subscription recreated"})
     log.info("Subscriptions: %d renewed, %d recreated, %d created, %d still valid, %d failed.",

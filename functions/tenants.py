@@ -7,14 +7,14 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import get_app
+from shared.app import get_app, run_async
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.tenants")
 
 
 @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-async def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
+def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError
     from shared.services.onboarding import onboard
     from shared.tenants import parse_onboarding
@@ -25,7 +25,7 @@ async def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"request body: not valid JSON ({error.msg})")
     except InputError as error:
         return error_response(400, str(error))
-    return json_response(await onboard(get_app(), tenant), 201)
+    return json_response(run_async(onboard(get_app(), tenant)), 201)
 
 
 @bp.route(route="tenants", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -34,10 +34,10 @@ def tenants_list(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.route(route="tenants/{tenant_id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
-async def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
+def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services.onboarding import offboard
 
-    result = await offboard(get_app(), req.route_params["tenant_id"])
+    result = run_async(offboard(get_app(), req.route_params["tenant_id"]))
     if result is None:
         return error_response(404, f"tenant {req.route_params['tenant_id']} is not onboarded")
     return json_response(result)

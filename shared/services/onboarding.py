@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -54,8 +56,33 @@ async def sync(app: Any, tenant_id: str, requested_at: datetime | None = None) -
     return reports
 
 
-async def handle_sync_message(app: Any, message: dict[str, Any]) -> list[SyncReport]:
-    """A `tenant-sync` queue message: lifecycle events first, then the delta."""
+def run_sync_message(app: Any, message: dict[str, Any], workers: int = 4) -> list[SyncReport]:
+    """A `tenant-sync` queue message: one request, or several stored together by the webhook
+    (`{"requests": [...]}`), run side by side, each on an event loop of its own. If one fails,
+    the message fails and is retried; the others then find their work done."""
+    from shared.app import run_async
+
+    requests = message["requests"] if isinstance(message.get("requests"), list) else [message]
+    if len(requests) == 1:
+        return run_async(handle_sync_request(app, requests[0]))
+    done = list(_pool(workers).map(lambda request: run_async(handle_sync_request(app, request)), requests))
+    return [report for reports in done for report in reports]
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool kept for the process, so its threads (and their event loops) are reused."""
+    with _pools_lock:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="sync")
+        return _pools[workers]
+
+
+async def handle_sync_request(app: Any, message: dict[str, Any]) -> list[SyncReport]:
+    """One sync request: lifecycle events first, then the delta."""
     tenant_id = message.get("tenant_id")
     if not isinstance(tenant_id, str) or not tenant_id:
         raise ValueError(f"sync message without tenant_id: {message!r}")
