@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from shared.billing import InputError, Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
@@ -116,22 +116,24 @@ class TenantStore:
     def save(self, tenant: Tenant) -> None:
         self._table.upsert_entity(self._to_entity(tenant))
 
-    def update(self, tenant_id: str, **changes: Any) -> Tenant:
-        """Changes some fields of a stored tenant (merge: other writers' fields are kept)."""
+    def update(self, tenant_id: str, **changes: Any) -> None:
+        """Changes some fields of a stored tenant in one merge (other writers' fields are kept)."""
+        from azure.core.exceptions import ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
-        current = self.get(tenant_id)
-        if current is None:
-            raise KeyError(tenant_id)
-        updated = replace(current, **changes)
-        entity = self._to_entity(updated)
-        self._table.update_entity({k: entity[k] for k in ("PartitionKey", "RowKey", *_columns(changes))},
-                                  mode=UpdateMode.MERGE)
-        return updated
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise TypeError(f"not tenant fields: {', '.join(sorted(unknown))}")
+        entity = self._to_entity(replace(_BLANK, **changes))
+        try:
+            self._table.update_entity({"PartitionKey": PARTITION, "RowKey": tenant_id,
+                                       **{_COLUMNS[name]: entity[_COLUMNS[name]] for name in changes}},
+                                      mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            raise KeyError(tenant_id) from None
 
 
-def _columns(changes: Iterable[str]) -> list[str]:
-    names = {"plan": "plan", "billing_contacts": "contacts", "address": "address", "locale": "locale",
-             "status": "status", "delta_link": "delta_link", "sku_names": "sku_names", "onboarded_at": "onboarded_at",
-             "offboarded_at": "offboarded_at"}
-    return [names[name] for name in changes]
+_COLUMNS = {"plan": "plan", "billing_contacts": "contacts", "address": "address", "locale": "locale",
+            "status": "status", "delta_link": "delta_link", "sku_names": "sku_names", "onboarded_at": "onboarded_at",
+            "offboarded_at": "offboarded_at"}
+_BLANK = Tenant(tenant_id="", plan=Plan(tenant_id="", name="", currency="USD", timezone="UTC"), billing_contacts=())
