@@ -45,6 +45,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--root", default=str(REPO_ROOT),
                         help="the app's root folder, with host.json (default: the repository)")
     parser.add_argument("--no-timers", action="store_true", help="do not run timer triggers on their schedules")
+    parser.add_argument("--no-queues", action="store_true", help="do not run queue triggers (messages wait in their queues)")
     parser.add_argument("--settings", default="local.settings.json",
                         help="settings file whose Values become app settings (default: local.settings.json)")
     return parser.parse_args(argv)
@@ -77,7 +78,7 @@ def main(argv: list[str]) -> int:
             log.info("Azurite %s (blob/queue/table on 127.0.0.1:10000-10002)",
                      "started" if azurite else "already running: reused")
         host = DevHost(root, args.app, port=port, settings_file=settings_path,
-                       enable_timers=not args.no_timers)
+                       enable_timers=not args.no_timers, enable_queues=not args.no_queues)
         host.start()
         log.info("Listening on %s. Press Ctrl+C to stop.", host.base_url)
         while not stop.wait(0.5):
