@@ -31,6 +31,7 @@ def _print(result) -> None:
 
 
 async def _run(app, args) -> int:
+    from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.services.reconcile import TenantNotOnboarded, findings_csv, reconcile_all, reconcile_tenant
 
@@ -39,13 +40,8 @@ async def _run(app, args) -> int:
     except TenantNotOnboarded as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return 1
-    except GraphError as error:
-        print(f"reconcile: Microsoft Graph refused: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"reconcile: cannot reach Microsoft Graph at {app.settings.get('GRAPH_BASE_URL')} ({error}); "
-              "for local work start the simulator with ./dev graph-sim", file=sys.stderr)
-        return 1
+    except (GraphError, OSError) as error:
+        return graph_failure("reconcile", app, error)
     if not results:
         print("No active client tenant to reconcile.")
     for result in results:

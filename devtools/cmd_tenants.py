@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _run(app, args) -> int:
     from shared.billing import InputError
+    from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.services.onboarding import offboard, onboard, sync
     from shared.tenants import parse_onboarding
@@ -55,13 +56,8 @@ async def _run(app, args) -> int:
         else:
             for report in await sync(app, args.tenant):
                 print(report.sentence())
-    except GraphError as error:
-        print(f"tenants: Microsoft Graph refused: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"tenants: cannot reach Microsoft Graph at {app.settings.get('GRAPH_BASE_URL')} ({error}); "
-              "for local work start the simulator with ./dev graph-sim", file=sys.stderr)
-        return 1
+    except (GraphError, OSError) as error:
+        return graph_failure("tenants", app, error)
     return 0
 
 

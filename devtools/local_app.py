@@ -41,3 +41,15 @@ def local_app(settings_file: Path | None = None, *, quiet: bool = False) -> Iter
     finally:
         if started is not None:
             started.stop()
+
+
+def graph_failure(command: str, app: Prorata, error: Exception) -> int:
+    """Says in one line on stderr why Microsoft Graph could not be used; returns exit code 1."""
+    from shared.graph.gateway import GraphError
+
+    if isinstance(error, GraphError):
+        print(f"{command}: Microsoft Graph refused: {error}", file=sys.stderr)
+    else:
+        print(f"{command}: cannot reach Microsoft Graph at {app.settings.get('GRAPH_BASE_URL')} ({error}); "
+              "for local work start the simulator with ./dev graph-sim", file=sys.stderr)
+    return 1

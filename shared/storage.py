@@ -95,28 +95,38 @@ class Storage:
         """A queue client that sends base64 text, as the Functions host expects by default."""
         client = self._queues.get(name)
         if client is None:
-            from azure.core.exceptions import ResourceExistsError
             from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 
             service = self._service("queue")
             client = service.get_queue_client(name, message_encode_policy=TextBase64EncodePolicy(),
                                               message_decode_policy=TextBase64DecodePolicy())
-            try:
-                client.create_queue()
-            except ResourceExistsError:
-                pass
+            _create_if_missing(client.create_queue)
             client = self._queues.setdefault(name, client)
         return client
 
     def container(self, name: str) -> "ContainerClient":
         client = self._containers.get(name)
         if client is None:
-            from azure.core.exceptions import ResourceExistsError
-
             client = self._service("blob").get_container_client(name)
-            try:
-                client.create_container()
-            except ResourceExistsError:
-                pass
+            _create_if_missing(client.create_container)
             client = self._containers.setdefault(name, client)
         return client
+
+
+def _create_if_missing(create: Any) -> None:
+    from azure.core.exceptions import ResourceExistsError
+
+    try:
+        create()
+    except ResourceExistsError:
+        pass
+
+
+def get_or_none(table: Any, partition_key: str, row_key: str) -> Any:
+    """The entity, or None where there is none."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return table.get_entity(partition_key, row_key)
+    except ResourceNotFoundError:
+        return None

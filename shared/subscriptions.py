@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.billing.observations import format_instant, parse_instant
+from shared.storage import get_or_none
 
 TABLE = "subscriptions"
 PARTITION = "subscription"
@@ -37,12 +38,8 @@ class SubscriptionStore:
                             client_state=entity["client_state"], expires_at=parse_instant(entity["expires_at"]))
 
     def get(self, subscription_id: str) -> Subscription | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return self._from_entity(self._table.get_entity(PARTITION, subscription_id))
-        except ResourceNotFoundError:
-            return None
+        entity = get_or_none(self._table, PARTITION, subscription_id)
+        return None if entity is None else self._from_entity(entity)
 
     def for_tenant(self, tenant_id: str) -> list[Subscription]:
         rows = self._table.query_entities("PartitionKey eq @pk and tenant_id eq @tenant",

@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from shared.billing import InputError, Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
+from shared.storage import get_or_none
 
 TABLE = "tenants"
 PARTITION = "tenant"
@@ -101,12 +102,8 @@ class TenantStore:
                       offboarded_at=parse_instant(entity["offboarded_at"]) if entity.get("offboarded_at") else None)
 
     def get(self, tenant_id: str) -> Tenant | None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            return self._from_entity(self._table.get_entity(PARTITION, tenant_id))
-        except ResourceNotFoundError:
-            return None
+        entity = get_or_none(self._table, PARTITION, tenant_id)
+        return None if entity is None else self._from_entity(entity)
 
     def all(self, *, active_only: bool = False) -> list[Tenant]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})
