@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def local_settings(path: Path | None = None) -> dict[str, str]:
     """local.settings.json's Values (or the example's), with the environment winning."""
+    if path is not None and not path.exists():
+        raise SystemExit(f"dev: settings file {path} does not exist")
     candidates = [path] if path else [ROOT / "local.settings.json", ROOT / "local.settings.json.example"]
     values: dict[str, str] = {}
     for candidate in candidates:
