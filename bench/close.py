@@ -124,7 +124,8 @@ def main() -> int:
         summary = service.run_report(run_id)
         print(f"run summary: {summary.get('emailed')} emailed, totals {summary.get('totals')}, {summary.get('seats')} seats")
 
-        from shared.invoicing import render_pdf
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from pdf import time_renders  # bench/pdf.py: the same timed renders
 
         documents = {}
         for row in rows:
@@ -134,12 +135,7 @@ def main() -> int:
         for target_lines, target in TARGETS.items():
             size = min(documents, key=lambda n: abs(n - target_lines))
             document = documents[size]
-            times, cpu_times = [], []
-            for _ in range(args.pdf_runs):
-                t0, c0 = time.perf_counter(), time.process_time()
-                render_pdf(document, service.brand)
-                times.append(time.perf_counter() - t0)
-                cpu_times.append(time.process_time() - c0)
+            _, times, cpu_times = time_renders(document, service.brand, args.pdf_runs)
             median = statistics.median(times)
             ok &= median <= target
             print(f"PDF of a {size}-line invoice (for the {target_lines}-line target): {median:.3f} s median of "

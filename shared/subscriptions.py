@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.billing.observations import format_instant, parse_instant
-from shared.storage import get_or_none
+from shared.storage import TableStore, get_or_none
 
 TABLE = "subscriptions"
 PARTITION = "subscription"
@@ -24,13 +24,8 @@ class Subscription:
     expires_at: datetime
 
 
-class SubscriptionStore:
-    def __init__(self, storage: Any):
-        self._storage = storage
-
-    @property
-    def _table(self):
-        return self._storage.table(TABLE)
+class SubscriptionStore(TableStore):
+    TABLE = TABLE
 
     @staticmethod
     def _from_entity(entity: Any) -> Subscription:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from shared.billing import InputError, Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
-from shared.storage import get_or_none
+from shared.storage import TableStore, get_or_none
 
 TABLE = "tenants"
 PARTITION = "tenant"
@@ -74,13 +74,8 @@ def parse_onboarding(data: object, source: str = "request") -> Tenant:
                   address=tuple(address), locale=locale)
 
 
-class TenantStore:
-    def __init__(self, storage: Any):
-        self._storage = storage
-
-    @property
-    def _table(self):
-        return self._storage.table(TABLE)
+class TenantStore(TableStore):
+    TABLE = TABLE
 
     @staticmethod
     def _to_entity(tenant: Tenant) -> dict[str, Any]:
