@@ -10,9 +10,14 @@ Rules:
 - otherwise, if a delta is running, the trigger marks `pending` and ends; the holder, before
   releasing, sees the mark and runs once more;
 - otherwise the trigger takes the row and runs the delta.
+
+The same rules hold inside one process without a table round trip: the process remembers when
+the deltas it ran began and which tenants it is syncing, so a burst of notifications for a
+tenant costs table reads only for the first of them.
 """
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +31,10 @@ class SyncGate:
     def __init__(self, storage: Any, table: str = "tenants", ttl: timedelta = timedelta(minutes=10),
                  margin: timedelta = timedelta(seconds=2)):
         self._storage, self._table_name, self._ttl, self._margin = storage, table, ttl, margin
+        self._lock = threading.Lock()
+        self._started: dict[str, datetime] = {}  # tenant -> when the latest delta known here began
+        self._holding: dict[str, str] = {}       # tenant -> owner, for deltas running in this process
+        self._pending: set[str] = set()          # tenants triggered while this process syncs them
 
     @property
     def _table(self):
@@ -62,15 +71,26 @@ class SyncGate:
 
     def acquire(self, tenant_id: str, owner: str, now: datetime, requested_at: datetime | None = None) -> str:
         """RUN if `owner` must run the delta now, COVERED or QUEUED if nothing more is needed."""
+        with self._lock:
+            started = self._started.get(tenant_id)
+            if requested_at is not None and started is not None and requested_at < started - self._margin:
+                return COVERED
+            if tenant_id in self._holding:
+                self._pending.add(tenant_id)
+                return QUEUED
         for _ in range(20):
             row = self._row(tenant_id)
             if requested_at is not None and row.get("started") and \
                     requested_at < parse_instant(row["started"]) - self._margin:
+                with self._lock:
+                    self._started[tenant_id] = max(parse_instant(row["started"]), self._started.get(tenant_id, now))
                 return COVERED
             free = not row.get("owner") or not row.get("until") or parse_instant(row["until"]) <= now
             if free:
                 if self._change(row, owner=owner, until=format_instant(now + self._ttl), pending=False,
                                 started=format_instant(now)):
+                    with self._lock:
+                        self._holding[tenant_id], self._started[tenant_id] = owner, now
                     return RUN
             elif row.get("pending") or self._change(row, pending=True):
                 return QUEUED
@@ -79,19 +99,42 @@ class SyncGate:
     def release(self, tenant_id: str, owner: str, now: datetime) -> bool:
         """Frees the row, or keeps it and returns True when a trigger arrived meanwhile (the
         caller runs once more, from now)."""
+        with self._lock:
+            if tenant_id in self._pending and self._holding.get(tenant_id) == owner:
+                self._pending.discard(tenant_id)
+                self._started[tenant_id] = now
+                local_rerun = True
+            else:
+                self._holding.pop(tenant_id, None)  # later triggers here take the table's path
+                local_rerun = False
+        if local_rerun:
+            row = self._row(tenant_id)  # keep the claim alive and tell other processes it began again
+            if row.get("owner") == owner and self._change(row, started=format_instant(now),
+                                                          until=format_instant(now + self._ttl)):
+                return True
+            with self._lock:
+                self._holding.pop(tenant_id, None)
         for _ in range(20):
             row = self._row(tenant_id)
             if row.get("owner") != owner:
                 return False  # our claim lapsed and another holder took over: it runs
             if row.get("pending"):
                 if self._change(row, pending=False, started=format_instant(now), until=format_instant(now + self._ttl)):
+                    with self._lock:
+                        self._holding[tenant_id], self._started[tenant_id] = owner, now
                     return True
             elif self._change(row, owner="", until=""):
                 return False
         raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
 
     def abandon(self, tenant_id: str, owner: str) -> None:
-        """Frees the row after a failure (the queue retries the message)."""
+        """Frees the row after a failure. The failed delta covers nothing: its start is forgotten,
+        so the retried message (and whatever waited on this delta) runs again."""
+        with self._lock:
+            if self._holding.get(tenant_id) == owner:
+                self._holding.pop(tenant_id, None)
+                self._pending.discard(tenant_id)
+            self._started.pop(tenant_id, None)
         row = self._row(tenant_id)
         if row.get("owner") == owner:
-            self._change(row, owner="", until="")
+            self._change(row, owner="", until="", started="")
