@@ -25,25 +25,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(app, args) -> int:
-    from shared.billing import InputError
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.services.onboarding import offboard, onboard, sync
-    from shared.tenants import parse_onboarding
 
     try:
         if args.action == "add":
-            try:
-                data = json.loads(args.file.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as error:
-                print(f"tenants: {args.file}: cannot read the onboarding file ({error})", file=sys.stderr)
-                return 2
-            try:
-                tenant = parse_onboarding(data, source=str(args.file))
-            except InputError as error:
-                print(f"tenants: {error}", file=sys.stderr)
-                return 2
-            print(json.dumps(await onboard(app, tenant), indent=1))
+            print(json.dumps(await onboard(app, args.tenant), indent=1))
         elif args.action == "list":
             for tenant in app.tenants.all():
                 print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
@@ -61,9 +49,30 @@ async def _run(app, args) -> int:
     return 0
 
 
+def read_onboarding(path: Path):
+    """The onboarding file as a Tenant, or None after saying on stderr what is wrong with it."""
+    from shared.billing import InputError
+    from shared.tenants import parse_onboarding
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        print(f"tenants: {path}: cannot read the onboarding file ({error})", file=sys.stderr)
+        return None
+    try:
+        return parse_onboarding(data, source=str(path))
+    except InputError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return None
+
+
 def main(argv: list[str]) -> int:
     from devtools.local_app import local_app
 
     args = _parser().parse_args(argv)
+    if args.action == "add":  # a bad file is told before anything starts
+        args.tenant = read_onboarding(args.file)
+        if args.tenant is None:
+            return 2
     with local_app(args.settings) as app:
         return asyncio.run(_run(app, args))

@@ -29,7 +29,8 @@ async def onboard(app: Any, tenant: Tenant) -> dict[str, Any]:
     users = len([s for s in app.ledger.current_states(tenant.tenant_id).values() if not s.deleted])
     log.info("Onboarded %s (%s): %d user(s) in the baseline, subscribed to changes.", tenant.name,
              tenant.tenant_id, users)
-    return {**stored.summary(), "users": users, "sync": [r.sentence() for r in reports]}
+    return {**(app.tenants.get(tenant.tenant_id) or stored).summary(), "users": users,
+            "sync": [r.sentence() for r in reports]}
 
 
 async def offboard(app: Any, tenant_id: str) -> dict[str, Any] | None:
