@@ -46,13 +46,13 @@ class Storage:
             return DEV_CONNECTION_STRING
         return value or None
 
-    def _identity(self) -> tuple[Any, str]:
+    def _identity(self) -> Any:
         from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
         if (self._values.get(f"{PREFIX}__credential") or "").lower() == "managedidentity":
             client_id = self._values.get(f"{PREFIX}__clientId")
-            return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential(), ""
-        return DefaultAzureCredential(), ""
+            return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+        return DefaultAzureCredential()
 
     def _endpoint(self, kind: str) -> str:
         explicit = self._values.get(f"{PREFIX}__{kind}ServiceUri")
@@ -77,8 +77,7 @@ class Storage:
         if connection:
             service = Client.from_connection_string(connection)
         else:
-            credential, _ = self._identity()
-            service = Client(self._endpoint(kind), credential=credential)
+            service = Client(self._endpoint(kind), credential=self._identity())
         with self._lock:
             return self._services.setdefault(kind, service)
 
