@@ -13,6 +13,7 @@ from babel import Locale, UnknownLocaleError
 from shared.billing.invoice import Invoice
 
 if TYPE_CHECKING:  # pragma: no cover
+    from shared.invoicing.parties import Party
     from shared.settings import Settings
 
 TEMPLATE_VERSIONS = ("invoice_v1",)
@@ -108,6 +109,7 @@ class InvoiceDocument:
     locale: str = "en_US"
     template_version: str = "invoice_v1"
     client_email: str = ""  # the billing contact, if known (the CSV's EmailAddress)
+    buyer: "Party | None" = None  # the client's legal details (e-invoices, accounting exports)
 
     def __post_init__(self) -> None:
         if not isinstance(self.number, str) or not self.number.strip():

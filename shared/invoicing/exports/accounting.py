@@ -1,0 +1,107 @@
+"""What both accounting exports share: the account code and tax type of each line, the date
+format the organisation's region reads, the tax of each line, and the line's description."""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from shared.billing.invoice import Invoice, InvoiceLine
+from shared.billing.money import minor_units
+from shared.invoicing.document import InvoiceDocument
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.settings import Settings
+
+# ACCOUNTING_DATE_FORMAT -> strftime. Xero and QuickBooks read dates as the organisation's
+# region writes them (Xero UK/AU/NZ: DD/MM/YYYY, US: MM/DD/YYYY); ISO is offered too.
+DATE_FORMATS = {"DD/MM/YYYY": "%d/%m/%Y", "MM/DD/YYYY": "%m/%d/%Y", "YYYY-MM-DD": "%Y-%m-%d"}
+ALL_ITEMS = "*"  # a plan `accounting` key that applies to every item without its own entry
+
+
+@dataclass(frozen=True)
+class AccountingCodes:
+    """The defaults from settings; a plan's `accounting` block overrides them per item."""
+
+    revenue_account: str = "200"
+    tax_type: str = ""  # empty: "Tax on Sales" on taxed plans, "Tax Exempt" on untaxed ones
+    date_format: str = "DD/MM/YYYY"
+
+    def __post_init__(self) -> None:
+        if self.date_format not in DATE_FORMATS:
+            raise ValueError(f"setting ACCOUNTING_DATE_FORMAT: expected one of {', '.join(DATE_FORMATS)}, "
+                             f"got {self.date_format!r}")
+        if not self.revenue_account.strip():
+            raise ValueError("setting ACCOUNTING_REVENUE_ACCOUNT must not be empty")
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "AccountingCodes":
+        return cls(revenue_account=(settings.get("ACCOUNTING_REVENUE_ACCOUNT") or "").strip(),
+                   tax_type=(settings.get("ACCOUNTING_TAX_TYPE") or "").strip(),
+                   date_format=(settings.get("ACCOUNTING_DATE_FORMAT") or "").strip().upper())
+
+    def date(self, day: date) -> str:
+        return day.strftime(DATE_FORMATS[self.date_format])
+
+    def for_item(self, invoice: Invoice, item: str) -> tuple[str, str]:
+        """(account code, tax type) of an item: the plan's entry for the item, else its "*" entry,
+        else the settings; the default tax type follows whether the plan is taxed."""
+        plan = invoice.plan
+        entry = {**plan.accounting.get(ALL_ITEMS, {}), **plan.accounting.get(item, {})}
+        default_tax = self.tax_type or ("Tax on Sales" if plan.tax_rate else "Tax Exempt")
+        return entry.get("account_code", self.revenue_account), entry.get("tax_type", default_tax)
+
+
+def line_taxes(invoice: Invoice) -> list[Decimal]:
+    """The invoice's tax spread over its lines so that they add up to it exactly.
+
+    Rule: each line's share is amount × tax_rate; every line gets its share rounded down to the
+    currency's minor unit, then the minor units still missing go one each to the lines with the
+    largest remainders (ties: the earlier line). The sum is the invoice's tax, which was rounded
+    once on the subtotal (billing rules), so the books show the PDF's tax to the cent."""
+    unit = Fraction(1, 10 ** minor_units(invoice.currency))
+    shares = [Fraction(line.amount) * Fraction(invoice.plan.tax_rate) / unit for line in invoice.lines]
+    floors = [share.numerator // share.denominator for share in shares]
+    missing = int(Fraction(invoice.tax) / unit) - sum(floors)
+    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
+    for index in by_remainder[:max(missing, 0)]:
+        floors[index] += 1
+    digits = minor_units(invoice.currency)
+    return [Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)) for units in floors]
+
+
+def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str:
+    """ "Ann Lee (ann@contoso.com) — Managed user, 17/31 days": the proration is in the text, so
+    that the amounts can stay quantity 1 × the exact line amount."""
+    return f"{line.display_name} ({line.user_principal_name}) — {item_name}, {line.days}/{days_in_period} days"
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A text cell that a spreadsheet will not run as a formula (user names come from client
+    tenants, and "=HYPERLINK(...)" is a valid display name): a leading apostrophe."""
+    return "'" + value if value[:1] in _FORMULA_STARTS else value
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """UTF-8 without a byte-order mark (a BOM would become part of the first column's name),
+    RFC 4180 quoting, CRLF line ends."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def by_currency(documents: Iterable[InvoiceDocument]) -> dict[str, list[InvoiceDocument]]:
+    """The documents grouped by currency, currencies A→Z, documents in their given order."""
+    groups: dict[str, list[InvoiceDocument]] = {}
+    for document in documents:
+        groups.setdefault(document.invoice.currency, []).append(document)
+    return dict(sorted(groups.items()))

@@ -1,0 +1,169 @@
+"""The seller (the MSP) and the buyer (a client) as the law names them on an invoice: legal name,
+postal address, VAT and company identifiers, electronic address; and how the seller is paid.
+
+Plain frozen data checked on construction; the shape checks are shared by onboarding (which
+answers 400 naming the field) and the Brand settings (which name the setting). No I/O.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Mapping
+
+from shared.billing.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.settings import Settings
+
+# A VAT identifier: the ISO 3166-1 alpha-2 prefix of the issuing country (Greece: EL) then 2 to 13
+# letters or digits (EN 16931 BT-31/BT-48: "prefixed by a country code"; the longest national
+# forms, e.g. GB's 12 and FR's 11 characters, fit). Spaces, dots and dashes are dropped first.
+_VAT_ID = re.compile(r"^[A-Z]{2}[0-9A-Z]{2,13}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[0-9A-Z]{10,30}$")
+_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[0-9A-Z]{2}([0-9A-Z]{3})?$")
+
+
+@lru_cache(maxsize=1)
+def _countries() -> frozenset[str]:
+    from babel import Locale
+    return frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
+
+
+def check_country(value: object, field: str) -> str:
+    """An ISO 3166-1 alpha-2 country code (upper case), or InputError naming the field."""
+    if not isinstance(value, str) or value.strip().upper() not in _countries():
+        raise InputError(f"must be an ISO 3166-1 alpha-2 country code such as 'BE' or 'US', got {value!r}",
+                         field=field)
+    return value.strip().upper()
+
+
+def normalize_vat_id(value: object, field: str) -> str:
+    """A VAT identifier without spaces, dots or dashes, upper case, or InputError naming the field."""
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {value!r}", field=field)
+    text = re.sub(r"[\s.\-]", "", value).upper()
+    if not _VAT_ID.match(text):
+        raise InputError(f"{value!r} is not a VAT identifier: expected the country prefix then 2 to 13 "
+                         "letters or digits, e.g. BE0123456789 or DE123456789", field=field)
+    return text
+
+
+def check_iban(value: str, field: str) -> str:
+    text = re.sub(r"\s", "", value).upper()
+    # ISO 13616: the check digits make the rearranged number ≡ 1 (mod 97).
+    if not _IBAN.match(text) or int("".join(str(int(ch, 36)) for ch in text[4:] + text[:4])) % 97 != 1:
+        raise InputError(f"{value!r} is not a valid IBAN", field=field)
+    return text
+
+
+@dataclass(frozen=True)
+class PostalAddress:
+    street: str = ""
+    city: str = ""
+    postcode: str = ""
+    country: str = ""  # ISO 3166-1 alpha-2; empty only where no e-invoice is made
+
+    def lines(self) -> tuple[str, ...]:
+        """The address as printed lines: street, "postcode city", country."""
+        town = " ".join(part for part in (self.postcode, self.city) if part)
+        return tuple(part for part in (self.street, town, self.country) if part)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"street": self.street, "city": self.city, "postcode": self.postcode, "country": self.country}
+
+
+ADDRESS_FIELDS = ("street", "city", "postcode", "country")
+
+
+def parse_postal_address(value: object, field: str = "postal_address") -> PostalAddress:
+    """{street, city, postcode, country} with every part a string; country checked when given."""
+    if value is None:
+        return PostalAddress()
+    if not isinstance(value, Mapping):
+        raise InputError("must be an object with street, city, postcode and country", field=field)
+    for name, text in value.items():
+        if name not in ADDRESS_FIELDS:
+            raise InputError(f"unknown field (known: {', '.join(ADDRESS_FIELDS)})", field=f"{field}.{name}")
+        if not isinstance(text, str):
+            raise InputError("must be a string", field=f"{field}.{name}")
+    country = str(value.get("country") or "").strip()
+    return PostalAddress(street=str(value.get("street") or "").strip(), city=str(value.get("city") or "").strip(),
+                         postcode=str(value.get("postcode") or "").strip(),
+                         country=check_country(country, f"{field}.country") if country else "")
+
+
+@dataclass(frozen=True)
+class Party:
+    """A seller or buyer: `name` as trading name, `legal_name` as registered (defaults to name)."""
+
+    name: str
+    legal_name: str = ""
+    vat_id: str = ""
+    company_id: str = ""
+    address: PostalAddress = PostalAddress()
+    email: str = ""
+
+    @property
+    def registered_name(self) -> str:
+        return self.legal_name or self.name
+
+
+@dataclass(frozen=True)
+class Payment:
+    """How the seller is paid: a bank account (credit transfer), and/or a payment link."""
+
+    iban: str = ""
+    bic: str = ""
+    bank_name: str = ""
+    link: str = ""
+    reference_format: str = "{number}"
+
+    def reference(self, number: str) -> str:
+        """The reference the client quotes with the payment (PAYMENT_REFERENCE, {number} replaced)."""
+        return self.reference_format.replace("{number}", number)
+
+
+class SettingError(ValueError):
+    """A setting with a value that cannot be used; `setting` names it."""
+
+    def __init__(self, setting: str, problem: str):
+        self.setting = setting
+        super().__init__(f"setting {setting}: {problem}")
+
+
+def seller_from_settings(settings: "Settings") -> Party:
+    """The MSP from the BRAND_* settings; a malformed VAT id, country or email names its setting."""
+    def value(name: str) -> str:
+        return (settings.get(name) or "").strip()
+
+    def checked(name: str, check: Any) -> str:
+        try:
+            return check(value(name), name) if value(name) else ""
+        except InputError as error:
+            raise SettingError(name, error.problem) from None
+
+    email = value("BRAND_EMAIL")
+    if email and not _EMAIL.match(email):
+        raise SettingError("BRAND_EMAIL", f"not an email address: {email!r}")
+    return Party(name=value("BRAND_NAME"), legal_name=value("BRAND_LEGAL_NAME"),
+                 vat_id=checked("BRAND_VAT_ID", normalize_vat_id), company_id=value("BRAND_COMPANY_ID"),
+                 address=PostalAddress(street=value("BRAND_STREET"), city=value("BRAND_CITY"),
+                                       postcode=value("BRAND_POSTCODE"),
+                                       country=checked("BRAND_COUNTRY", check_country)),
+                 email=email)
+
+
+def payment_from_settings(settings: "Settings") -> Payment:
+    iban = (settings.get("PAYMENT_IBAN") or "").strip()
+    bic = re.sub(r"\s", "", settings.get("PAYMENT_BIC") or "").upper()
+    try:
+        iban = check_iban(iban, "PAYMENT_IBAN") if iban else ""
+    except InputError as error:
+        raise SettingError("PAYMENT_IBAN", error.problem) from None
+    if bic and not _BIC.match(bic):
+        raise SettingError("PAYMENT_BIC", f"not a BIC (8 or 11 letters and digits): {bic!r}")
+    return Payment(iban=iban, bic=bic, bank_name=(settings.get("PAYMENT_BANK_NAME") or "").strip(),
+                   link=(settings.get("PAYMENT_LINK") or "").strip(),
+                   reference_format=settings.get("PAYMENT_REFERENCE") or "{number}")

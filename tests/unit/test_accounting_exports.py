@@ -1,0 +1,150 @@
+"""The Xero and QuickBooks Online import files (shared/invoicing/exports)."""
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from shared.billing import InputError
+from shared.invoicing.exports.accounting import AccountingCodes, line_taxes
+from shared.invoicing.exports.quickbooks import QUICKBOOKS_COLUMNS, quickbooks_csvs
+from shared.invoicing.exports.xero import XERO_COLUMNS, xero_csvs
+from tests.unit.documents import crowd, document
+
+CODES = AccountingCodes(revenue_account="4000", tax_type="20% (VAT on Income)", date_format="DD/MM/YYYY")
+
+
+def rows(data: bytes) -> list[dict[str, str]]:
+    assert not data.startswith(b"\xef\xbb\xbf"), "a BOM would become part of the first column's name"
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_every_column_xero_requires_is_filled_on_every_row():
+    data = xero_csvs([document(crowd(40))], CODES)["EUR"]
+    header = data.decode().split("\r\n")[0].split(",")
+    assert tuple(header) == XERO_COLUMNS
+    required = [name for name in XERO_COLUMNS if name.startswith("*")]
+    assert set(required) == {"*ContactName", "*InvoiceNumber", "*InvoiceDate", "*DueDate", "*Description",
+                             "*Quantity", "*UnitAmount", "*AccountCode", "*TaxType"}
+    for row in rows(data):
+        assert all(row[name] for name in required), row
+
+
+def test_tax_is_carried_by_the_tax_type_and_tax_amount_never_as_a_line():
+    doc = document([("Ann Lee", 15, ["SPB"]), ("Bob Ray", 1, [])])
+    table = rows(xero_csvs([doc], CODES)["EUR"])
+    assert len(table) == len(doc.invoice.lines) == 3
+    assert not any("tax" in row["*Description"].lower() for row in table)
+    assert sum(Decimal(row["*UnitAmount"]) * Decimal(row["*Quantity"]) for row in table) == doc.invoice.subtotal
+    assert sum(Decimal(row["TaxAmount"]) for row in table) == doc.invoice.tax == Decimal("17.17")
+    assert {row["*TaxType"] for row in table} == {"20% (VAT on Income)"}
+    assert {row["Total"] for row in table} == {"98.91"}
+    ann = table[0]
+    assert ann["*Description"] == "Ann Lee (user0@contoso.example) — Managed user, 17/31 days"
+    assert (ann["*Quantity"], ann["*UnitAmount"]) == ("1", "24.68")
+
+
+def test_account_code_and_tax_type_come_from_settings_unless_the_plan_names_them_per_item():
+    doc = document([("Ann Lee", 1, ["SPB"])], tax_rate="0", tax_category="AE",
+                   accounting={"*": {"tax_type": "Reverse Charge Services"}, "SPB": {"account_code": "4100"}})
+    table = rows(xero_csvs([doc], CODES)["EUR"])
+    assert [(row["*AccountCode"], row["*TaxType"]) for row in table] == [
+        ("4000", "Reverse Charge Services"), ("4100", "Reverse Charge Services")]
+    assert {row["TaxAmount"] for row in table} == {"0.00"}
+
+
+def test_without_a_tax_type_setting_taxed_and_untaxed_plans_get_xero_default_rate_names():
+    taxed = rows(xero_csvs([document([("Ann", 1, [])])], AccountingCodes())["EUR"])
+    untaxed = rows(xero_csvs([document([("Ann", 1, [])], tax_rate="0")], AccountingCodes())["EUR"])
+    assert (taxed[0]["*TaxType"], untaxed[0]["*TaxType"]) == ("Tax on Sales", "Tax Exempt")
+    assert taxed[0]["*AccountCode"] == "200"
+
+
+@pytest.mark.parametrize("setting, issued, due", [("DD/MM/YYYY", "01/11/2026", "01/12/2026"),
+                                                  ("MM/DD/YYYY", "11/01/2026", "12/01/2026"),
+                                                  ("YYYY-MM-DD", "2026-11-01", "2026-12-01")])
+def test_dates_are_written_as_the_organisations_region_reads_them(setting, issued, due):
+    codes = AccountingCodes(date_format=setting)
+    doc = document([("Ann", 1, [])])
+    xero = rows(xero_csvs([doc], codes)["EUR"])[0]
+    books = rows(quickbooks_csvs([doc], codes)["EUR"])[0]
+    assert (xero["*InvoiceDate"], xero["*DueDate"]) == (issued, due)
+    assert (books["Invoice Date"], books["Due Date"]) == (issued, due)
+
+
+def test_an_unknown_date_format_setting_is_named():
+    with pytest.raises(ValueError, match="ACCOUNTING_DATE_FORMAT"):
+        AccountingCodes(date_format="D.M.YY")
+
+
+def test_one_file_per_currency_each_with_its_minor_digits():
+    files = xero_csvs([document([("Ann", 15, [])], currency="JPY", user_price="5000", sku_prices={"SPB": "2000"},
+                                number="INV-1"),
+                       document([("Ann", 15, [])], currency="USD", number="INV-2"),
+                       document([("Ann", 15, [])], currency="KWD", user_price="12.500",
+                                sku_prices={"SPB": "3.000"}, number="INV-3")], CODES)
+    assert list(files) == ["JPY", "KWD", "USD"]
+    assert rows(files["JPY"])[0]["*UnitAmount"] == "2742"  # 5000 × 17/31 = 2741.9…
+    assert rows(files["KWD"])[0]["*UnitAmount"] == "6.855"  # 12.5 × 17/31 = 6.8548…
+    assert rows(files["USD"])[0]["*UnitAmount"] == "24.68"
+    assert {row["Currency"] for row in rows(files["KWD"])} == {"KWD"}
+
+
+def test_credit_notes_use_the_same_template_with_negative_quantities():
+    invoice = document([("Ann", 1, [])], number="INV-7")
+    credit = document([("Ann", 1, [])], number="CN-1")
+    table = rows(xero_csvs([invoice], CODES, credit_notes=[credit])["EUR"])
+    assert [(row["*InvoiceNumber"], row["*Quantity"], row["*UnitAmount"], row["TaxAmount"], row["Total"])
+            for row in table] == [("INV-7", "1", "45.00", "9.45", "54.45"), ("CN-1", "-1", "45.00", "-9.45", "-54.45")]
+
+
+def test_a_display_name_that_looks_like_a_formula_is_written_as_text():
+    doc = document([("=HYPERLINK(\"http://x\")", 1, [])])
+    assert rows(xero_csvs([doc], CODES)["EUR"])[0]["*Description"].startswith("'=HYPERLINK")
+    assert rows(quickbooks_csvs([doc], CODES)["EUR"])[0]["Item Description"].startswith("'=")
+
+
+def test_quickbooks_uses_the_column_names_it_maps_by_itself_and_quantity_times_rate_is_the_amount():
+    doc = document(crowd(60), currency="USD")
+    data = quickbooks_csvs([doc], CODES)["USD"]
+    assert tuple(data.decode().split("\r\n")[0].split(",")) == QUICKBOOKS_COLUMNS
+    table = rows(data)
+    assert len(table) == len(doc.invoice.lines)
+    for row in table:
+        assert Decimal(row["Item Quantity"]) * Decimal(row["Item Rate"]) == Decimal(row["Item Amount"])
+        assert row["Invoice no"] == "INV-2026-00042" and row["Customer"] == "Contoso" and row["Taxable"] == "Y"
+    assert sum(Decimal(row["Item Amount"]) for row in table) == doc.invoice.subtotal
+    assert sum(Decimal(row["Item Tax Amount"]) for row in table) == doc.invoice.tax
+    assert {row["Item(Product/Service)"] for row in table} == {"Managed user", "SPB"}
+
+
+def test_a_plan_accounting_block_with_an_unknown_field_is_refused_naming_it():
+    with pytest.raises(InputError, match="accounting.SPB.acount_code"):
+        document([("Ann", 1, [])], accounting={"SPB": {"acount_code": "4000"}})
+
+
+@settings(max_examples=200, deadline=None)
+@given(amounts=st.lists(st.integers(min_value=0, max_value=10**7), min_size=1, max_size=30),
+       rate=st.sampled_from(["0", "0.05", "0.0825", "0.19", "0.2", "0.21", "0.075"]),
+       currency=st.sampled_from(["USD", "JPY", "KWD"]))
+def test_line_taxes_always_add_up_to_the_invoice_tax(amounts, rate, currency):
+    from dataclasses import replace
+    from fractions import Fraction
+
+    from shared.billing.money import minor_units, round_half_up
+    doc = document([("Ann", 1, [])], currency=currency, tax_rate=rate, user_price="1")
+    line = doc.invoice.lines[0]
+    unit = Decimal(1).scaleb(-minor_units(currency))
+    lines = tuple(replace(line, amount=amount * unit) for amount in amounts)
+    subtotal = sum((x.amount for x in lines), Decimal(0))
+    tax = round_half_up(Fraction(subtotal) * Fraction(Decimal(rate)), currency)
+    invoice = replace(doc.invoice, lines=lines, subtotal=subtotal, tax=tax, total=subtotal + tax)
+    taxes = line_taxes(invoice)
+    assert sum(taxes, Decimal(0)) == tax
+    assert all(t >= 0 for t in taxes)
+    # each line's tax is within one minor unit of its exact share
+    for x, t in zip(lines, taxes):
+        assert abs(Fraction(t) - Fraction(x.amount) * Fraction(Decimal(rate))) <= Fraction(unit) * 2
