@@ -31,6 +31,13 @@ async def _run(app, args) -> int:
 
     try:
         if args.action == "add":
+            from shared.billing import InputError
+            from shared.tenants import check_einvoicing
+            try:
+                check_einvoicing(args.tenant, app.settings)
+            except InputError as error:
+                print(f"tenants: {args.file}: {error}", file=sys.stderr)
+                return 2
             print(json.dumps(await onboard(app, args.tenant), indent=1))
         elif args.action == "list":
             for tenant in app.tenants.all():

@@ -17,10 +17,11 @@ log = logging.getLogger("prorata.tenants")
 def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError
     from shared.services.onboarding import onboard
-    from shared.tenants import parse_onboarding
+    from shared.tenants import check_einvoicing, parse_onboarding
 
     try:
         tenant = parse_onboarding(json.loads(req.get_body() or b"null"), source="request body")
+        check_einvoicing(tenant, get_app().settings)
     except json.JSONDecodeError as error:
         return error_response(400, f"request body: not valid JSON ({error.msg})")
     except InputError as error:

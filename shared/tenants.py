@@ -12,6 +12,7 @@ from typing import Any, Mapping
 
 from shared.billing import InputError, Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
+from shared.invoicing.parties import CLIENT_FIELDS, ClientLegal, check_einvoice_client, parse_client_legal
 from shared.storage import TableStore, get_or_none
 
 TABLE = "tenants"
@@ -33,6 +34,7 @@ class Tenant:
     sku_names: Mapping[str, str] = field(default_factory=dict)  # SKU id -> part number
     onboarded_at: datetime | None = None
     offboarded_at: datetime | None = None  # service ended: billed up to this instant
+    legal: ClientLegal = ClientLegal()  # legal name, VAT/company ids, postal address, einvoice
 
     @property
     def name(self) -> str:
@@ -51,7 +53,7 @@ def parse_onboarding(data: object, source: str = "request") -> Tenant:
     "locale": "en_US"}. The tenant id is the plan's. Errors name the field."""
     if not isinstance(data, Mapping):
         raise InputError("expected a JSON object with plan and billing_contacts", source=source)
-    known = {"plan", "billing_contacts", "address", "locale"}
+    known = {"plan", "billing_contacts", "address", "locale", *CLIENT_FIELDS}
     for name in data:
         if name not in known:
             raise InputError(f"unknown field (known: {', '.join(sorted(known))})", source=source, field=name)
@@ -70,8 +72,28 @@ def parse_onboarding(data: object, source: str = "request") -> Tenant:
         Locale.parse(locale)
     except Exception:
         raise InputError(f"unknown locale {locale!r} (expected e.g. en_US, de_DE)", source=source, field="locale") from None
+    try:
+        legal = parse_client_legal(data)
+        if legal.einvoice:
+            from shared.billing.money import minor_units
+            check_einvoice_client(legal, plan.vat_category, minor_units(plan.currency))
+    except InputError as error:
+        raise error.located(source) from None
     return Tenant(tenant_id=plan.tenant_id, plan=plan, billing_contacts=tuple(contacts),
-                  address=tuple(address), locale=locale)
+                  address=tuple(address), locale=locale, legal=legal)
+
+
+def check_einvoicing(tenant: Tenant, settings: Any) -> None:
+    """A client that asks for e-invoices needs the MSP's legal settings too: InputError naming the
+    setting when one is missing or malformed (nothing to check when e-invoicing is off)."""
+    if not tenant.legal.einvoice:
+        return
+    from shared.invoicing.parties import SettingError, check_einvoice_seller, seller_from_settings
+    try:
+        seller = seller_from_settings(settings)
+    except SettingError as error:
+        raise InputError(f"e-invoices need a valid MSP setting {error}", field="einvoice") from None
+    check_einvoice_seller(seller, tenant.plan.vat_category)
 
 
 class TenantStore(TableStore):
@@ -84,7 +106,8 @@ class TenantStore(TableStore):
                 "locale": tenant.locale, "status": tenant.status, "delta_link": tenant.delta_link or "",
                 "sku_names": json.dumps(dict(tenant.sku_names)),
                 "onboarded_at": format_instant(tenant.onboarded_at) if tenant.onboarded_at else "",
-                "offboarded_at": format_instant(tenant.offboarded_at) if tenant.offboarded_at else ""}
+                "offboarded_at": format_instant(tenant.offboarded_at) if tenant.offboarded_at else "",
+                "legal": json.dumps(tenant.legal.to_dict())}
 
     @staticmethod
     def _from_entity(entity: Mapping[str, Any]) -> Tenant:
@@ -94,7 +117,8 @@ class TenantStore(TableStore):
                       status=entity.get("status") or ACTIVE, delta_link=entity.get("delta_link") or None,
                       sku_names=json.loads(entity.get("sku_names") or "{}"),
                       onboarded_at=parse_instant(entity["onboarded_at"]) if entity.get("onboarded_at") else None,
-                      offboarded_at=parse_instant(entity["offboarded_at"]) if entity.get("offboarded_at") else None)
+                      offboarded_at=parse_instant(entity["offboarded_at"]) if entity.get("offboarded_at") else None,
+                      legal=parse_client_legal(json.loads(entity.get("legal") or "{}")))
 
     def get(self, tenant_id: str) -> Tenant | None:
         entity = get_or_none(self._table, PARTITION, tenant_id)
@@ -127,5 +151,5 @@ class TenantStore(TableStore):
 
 _COLUMNS = {"plan": "plan", "billing_contacts": "contacts", "address": "address", "locale": "locale",
             "status": "status", "delta_link": "delta_link", "sku_names": "sku_names", "onboarded_at": "onboarded_at",
-            "offboarded_at": "offboarded_at"}
+            "offboarded_at": "offboarded_at", "legal": "legal"}
 _BLANK = Tenant(tenant_id="", plan=Plan(tenant_id="", name="", currency="USD", timezone="UTC"), billing_contacts=())

@@ -167,3 +167,69 @@ def payment_from_settings(settings: "Settings") -> Payment:
     return Payment(iban=iban, bic=bic, bank_name=(settings.get("PAYMENT_BANK_NAME") or "").strip(),
                    link=(settings.get("PAYMENT_LINK") or "").strip(),
                    reference_format=settings.get("PAYMENT_REFERENCE") or "{number}")
+
+
+@dataclass(frozen=True)
+class ClientLegal:
+    """A client's legal details as onboarding gives them, and whether it wants e-invoices."""
+
+    legal_name: str = ""
+    vat_id: str = ""
+    company_id: str = ""
+    postal_address: PostalAddress = PostalAddress()
+    einvoice: bool = False  # attach the UBL e-invoice to the invoice email
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"legal_name": self.legal_name, "vat_id": self.vat_id, "company_id": self.company_id,
+                "postal_address": self.postal_address.to_dict(), "einvoice": self.einvoice}
+
+    def buyer(self, name: str, email: str = "") -> Party:
+        """The client as the buyer of an invoice (`name`: the plan's name)."""
+        return Party(name=name, legal_name=self.legal_name, vat_id=self.vat_id, company_id=self.company_id,
+                     address=self.postal_address, email=email)
+
+
+CLIENT_FIELDS = ("legal_name", "vat_id", "company_id", "postal_address", "einvoice")
+
+
+def parse_client_legal(data: Mapping[str, Any]) -> ClientLegal:
+    """The client fields of an onboarding request (all optional); errors name the field."""
+    texts = {}
+    for name in ("legal_name", "company_id"):
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise InputError("must be a string", field=name)
+        texts[name] = value.strip()
+    vat_id = data.get("vat_id") or ""
+    einvoice = data.get("einvoice", False)
+    if not isinstance(einvoice, bool):
+        raise InputError(f"must be true or false, got {einvoice!r}", field="einvoice")
+    return ClientLegal(legal_name=texts["legal_name"], company_id=texts["company_id"],
+                       vat_id=normalize_vat_id(vat_id, "vat_id") if vat_id else "",
+                       postal_address=parse_postal_address(data.get("postal_address")), einvoice=einvoice)
+
+
+def check_einvoice_client(legal: ClientLegal, vat_category: str, minor_digits: int) -> None:
+    """What EN 16931 needs of the client before an e-invoice can be made (InputError naming the
+    field): the buyer's country (BR-11); for reverse charge, its VAT or company id (BR-AE-02);
+    a currency with at most two minor digits (BR-DEC-*: amounts carry two decimals at most)."""
+    if not legal.postal_address.country:
+        raise InputError("e-invoices need the client's country (EN 16931 BR-11): give postal_address "
+                         "{street, city, postcode, country}", field="postal_address.country")
+    if vat_category == "AE" and not (legal.vat_id or legal.company_id):
+        raise InputError("a reverse-charge e-invoice needs the client's VAT identifier (or company id) "
+                         "(EN 16931 BR-AE-02)", field="vat_id")
+    if minor_digits > 2:
+        raise InputError("EN 16931 allows at most two decimals in amounts (BR-DEC-*), and this plan's "
+                         "currency has three: e-invoices cannot carry its invoices exactly", field="einvoice")
+
+
+def check_einvoice_seller(seller: Party, vat_category: str) -> None:
+    """What EN 16931 needs of the MSP (InputError naming the setting): its country (BR-09) and,
+    for every VAT category Prorata writes, its VAT identifier (BR-S-02, BR-Z-02, BR-E-02, BR-AE-02)."""
+    missing = [name for name, value in (("BRAND_COUNTRY", seller.address.country),
+                                        ("BRAND_VAT_ID", seller.vat_id)) if not value]
+    if missing:
+        raise InputError(f"e-invoices (category {vat_category}) need the MSP's settings "
+                         f"{' and '.join(missing)} (EN 16931 BR-09, BR-{vat_category}-02); set them first",
+                         field="einvoice")
