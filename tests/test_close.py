@@ -414,12 +414,16 @@ def test_the_month_end_timer_fans_out_through_the_dev_host_and_each_client_gets_
     eur = sum(Decimal(rows[t.tenant_id]["total"]) for t in tenants if t.plan.currency == "EUR")
     assert summary["totals"] == {"EUR": str(eur), "USD": str(usd)}
 
-    # The run's CSV lies beside the PDFs, and its rows add up to every invoice's total.
-    assert summary["csv"] == f"invoices/2026-08/invoice-lines-{run_id}.csv"
-    data = service.archive.get(f"2026-08/invoice-lines-{run_id}.csv")
+    # The run's Xero and QuickBooks files lie beside the PDFs, one per currency, and each
+    # invoice's rows add up to its total (lines plus their tax amounts).
+    assert summary["exports"] == [f"invoices/2026-08/{kind}-invoices-{run_id}-{currency}.csv"
+                                  for currency in ("EUR", "USD") for kind in ("xero", "quickbooks")]
     per_number: dict[str, Decimal] = {}
-    for line in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-        per_number[line["*InvoiceNumber"]] = per_number.get(line["*InvoiceNumber"], Decimal(0)) + Decimal(line["LineAmount"])
+    for currency in ("EUR", "USD"):
+        data = service.archive.get(f"2026-08/xero-invoices-{run_id}-{currency}.csv")
+        for line in csv.DictReader(io.StringIO(data.decode("utf-8"))):
+            amount = Decimal(line["*Quantity"]) * Decimal(line["*UnitAmount"]) + Decimal(line["TaxAmount"])
+            per_number[line["*InvoiceNumber"]] = per_number.get(line["*InvoiceNumber"], Decimal(0)) + amount
     assert per_number == {row["number"]: Decimal(row["total"]) for row in rows.values()}
 
 

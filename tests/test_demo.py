@@ -1,12 +1,16 @@
 """The demo path end to end, as a new user runs it: ./dev demo on local stand-ins."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 from pypdf import PdfReader
+
+from shared.invoicing.einvoice.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,11 +30,26 @@ def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(t
     assert "October 2026" in text and "/31" in text  # prorated days of a 31-day month
     assert any(word in text for word in ("Lee", "Chen", "Okafor", "Patel", "Schmidt", "Nakamura", "Silva", "Garcia"))
 
-    csvs = list((out / "invoices" / "2026-10").glob("invoice-lines-*.csv"))
-    assert len(csvs) == 1 and csvs[0].read_text(encoding="utf-8").count("\n") > 30
+    # One e-invoice per PDF, each passing the UBL 2.1 XSD and the EN 16931 schematron.
+    ubls = sorted((out / "invoices" / "2026-10").rglob("*.xml"))
+    assert [p.with_suffix(".pdf") for p in ubls] == pdfs
+    for ubl in ubls:
+        validate(ubl.read_bytes(), ubl.stem)
+
+    # The Xero and QuickBooks import files, one per currency, every required Xero column filled.
+    folder = out / "invoices" / "2026-10"
+    xero = sorted(folder.glob("xero-invoices-*.csv"))
+    quickbooks = sorted(folder.glob("quickbooks-invoices-*.csv"))
+    assert [p.name[-7:-4] for p in xero] == [p.name[-7:-4] for p in quickbooks] == ["AUD", "GBP", "USD"]
+    for path in xero:
+        rows = list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+        assert rows and all(row[name] for row in rows for name in rows[0] if name.startswith("*"))
     findings = list((out / "invoices" / "2026-10").glob("reconciliation-*.csv"))
     assert len(findings) == 1 and "idle_units" in findings[0].read_text(encoding="utf-8-sig")
 
     messages = [json.loads(p.read_text()) for p in (out / "outbox").glob("*/message.json")]
     assert len(messages) == 3
     assert all(m["attachments"] and m["attachments"][0]["contentType"] == "application/pdf" for m in messages)
+    # The client that asked for e-invoices (Fabrikam) gets its UBL next to the PDF.
+    kinds = sorted(tuple(a["contentType"] for a in m["attachments"]) for m in messages)
+    assert kinds == [("application/pdf",), ("application/pdf",), ("application/pdf", "application/xml")]

@@ -74,7 +74,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
-            "INVOICE_NUMBER_PREFIX": "NW-",
+            "INVOICE_NUMBER_PREFIX": "NW-", **DEMO_LEGAL_SETTINGS,
         }
         start = period.start("UTC") - timedelta(days=3)
         clock = Clock(sim, start)
@@ -91,6 +91,15 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             return summarise(sim, host, period, out, began)
         finally:
             host.stop()
+
+
+# The MSP's legal and payment details, which its e-invoices carry (a UK company in the demo).
+DEMO_LEGAL_SETTINGS = {
+    "BRAND_LEGAL_NAME": "Northwind MSP Ltd", "BRAND_VAT_ID": "GB123456789", "BRAND_COMPANY_ID": "09876543",
+    "BRAND_STREET": "12 Harbour Street", "BRAND_CITY": "Portsmouth", "BRAND_POSTCODE": "PO1 2AB",
+    "BRAND_COUNTRY": "GB", "BRAND_EMAIL": MAILBOX, "PAYMENT_IBAN": "GB82WEST12345698765432",
+    "PAYMENT_BIC": "WESTGB2L", "PAYMENT_BANK_NAME": "Westminster Bank",
+}
 
 
 def period_name(period: Period) -> str:
@@ -200,10 +209,12 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
         say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
     pdfs = [f for f in files if f.suffix == ".pdf"]
-    lines_csv = [str(f) for f in files if f.name.startswith("invoice-lines-")]
+    exports = [str(f) for f in files if f.name.startswith(("xero-invoices-", "quickbooks-invoices-"))]
+    ubls = [f for f in files if f.suffix == ".xml"]
     findings_csv = [str(f) for f in files if f.name.startswith("reconciliation-")]
     say(f"      PDF invoices: {len(pdfs)} in {out / 'invoices' / str(period)}")
-    say(f"      Invoice lines CSV (QuickBooks/Xero): {', '.join(lines_csv) or 'none'}")
+    say(f"      E-invoices (UBL, EN 16931, validated): {len(ubls)} beside the PDFs")
+    say(f"      Xero and QuickBooks import files: {', '.join(exports) or 'none'}")
     say(f"      License reconciliation CSV (for the MSP): {', '.join(findings_csv) or 'none'}")
     say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
     say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")

@@ -27,10 +27,11 @@ class Client:
     staff: int                      # users at the start of the month
     guests: int = 0
     service_accounts: int = 0
+    legal: dict = field(default_factory=dict)  # legal_name, vat_id, company_id, postal_address, einvoice
 
     def onboarding(self) -> dict:
         return {"plan": self.plan, "billing_contacts": list(self.contacts), "address": list(self.address),
-                "locale": self.locale}
+                "locale": self.locale, **self.legal}
 
 
 CLIENTS = [
@@ -40,20 +41,27 @@ CLIENTS = [
             "sku_prices": {"O365_BUSINESS_PREMIUM": "22.00"}, "exclude_upn_patterns": ["svc-*"],
             "tax_rate": "0.0825"},
            ("accounts@contosodental.example",), ("Contoso Dental PLLC", "410 Elm Street", "Albany, NY 12203"), "en_US",
-           {"O365_BUSINESS_PREMIUM": 12, "EXCHANGESTANDARD": 2}, staff=7, service_accounts=1),
+           {"O365_BUSINESS_PREMIUM": 12, "EXCHANGESTANDARD": 2}, staff=7, service_accounts=1,
+           legal={"legal_name": "Contoso Dental PLLC", "postal_address": {
+               "street": "410 Elm Street", "city": "Albany", "postcode": "12203", "country": "US"}}),
     Client("9d8e7f6a-5b4c-4d3e-9f2a-1b0c9d8e7f6a", "Fabrikam Logistics", "fabrikamlogistics.example",
            {"tenant_id": "9d8e7f6a-5b4c-4d3e-9f2a-1b0c9d8e7f6a", "name": "Fabrikam Logistics", "currency": "GBP",
             "timezone": "Europe/London", "proration": "daily", "per_user_price": "32.00",
             "sku_prices": {"SPB": "18.10", "ENTERPRISEPACK": "30.50"}, "require_license": True, "tax_rate": "0.20"},
            ("finance@fabrikamlogistics.example", "ops.manager@fabrikamlogistics.example"),
            ("Fabrikam Logistics Ltd", "Unit 7, Dockside Park", "Southampton SO14 3TJ"), "en_GB",
-           {"SPB": 30, "ENTERPRISEPACK": 8, "POWER_BI_PRO": 5}, staff=22),
+           {"SPB": 30, "ENTERPRISEPACK": 8, "POWER_BI_PRO": 5}, staff=22,
+           legal={"legal_name": "Fabrikam Logistics Ltd", "vat_id": "GB 987 6543 21", "company_id": "04567890",
+                  "postal_address": {"street": "Unit 7, Dockside Park", "city": "Southampton", "postcode": "SO14 3TJ",
+                                     "country": "GB"}, "einvoice": True}),
     Client("2f4e6d8c-0b1a-4c3d-8e5f-7a9b1c3d5e7f", "Tailspin Studios", "tailspinstudios.example",
            {"tenant_id": "2f4e6d8c-0b1a-4c3d-8e5f-7a9b1c3d5e7f", "name": "Tailspin Studios", "currency": "AUD",
             "timezone": "Australia/Sydney", "proration": "none", "per_user_price": "60.00",
             "sku_prices": {"SPE_E5": "85.00", "SPB": "33.00"}, "include_guests": False, "tax_rate": "0.10"},
            ("ap@tailspinstudios.example",), ("Tailspin Studios Pty Ltd", "88 George Street", "Sydney NSW 2000"),
-           "en_AU", {"SPE_E5": 6, "SPB": 10}, staff=11, guests=2),
+           "en_AU", {"SPE_E5": 6, "SPB": 10}, staff=11, guests=2,
+           legal={"legal_name": "Tailspin Studios Pty Ltd", "company_id": "51824753556", "postal_address": {
+               "street": "88 George Street", "city": "Sydney", "postcode": "2000", "country": "AU"}}),
 ]
 
 

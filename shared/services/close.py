@@ -31,9 +31,10 @@ The steps of one client's close (the `tenant-close` queue function, or `./dev cl
 
 Runs
   Every timer run and every `./dev close` is a run (shared/invoicing/store.py). Each tenant logs
-  one plain sentence when it finishes; the tenant that finishes a run last writes the run's CSV
-  (every line of the invoices the run emailed, `{period}/invoice-lines-{run_id}.csv`) and logs
-  and stores the run's summary.
+  one plain sentence when it finishes; the tenant that finishes a run last writes the run's
+  Xero and QuickBooks Online import files (the invoices the run emailed, one file each per
+  currency, `{period}/xero-invoices-{run_id}-{CUR}.csv`, `{period}/quickbooks-invoices-...`)
+  and logs and stores the run's summary. E-invoices: shared/services/einvoicing.py.
 
 Preview
   The same computation for any month that has started. For a month that has ended, the preview
@@ -62,7 +63,7 @@ from shared.app import CLOSE_QUEUE
 from shared.billing import Invoice, Observation, Period, compute_invoice
 from shared.billing.money import format_money
 from shared.billing.observations import format_instant
-from shared.storage.archive import InvoiceArchive, csv_path, pdf_path
+from shared.storage.archive import InvoiceArchive, pdf_path
 from shared.storage.invoices import (
     COMPUTED, DRAFTED, EMAILED, FINISHED_STEPS, NOTHING_TO_BILL, NUMBERED, QUEUED, RENDERED, STORED,
     Conflict, InvoiceStore, Row, RunMember, RunStore, pack_invoice, unpack_invoice,
@@ -196,6 +197,7 @@ class CloseService:
         self._after_step = after_step
         self.lease_ttl, self.busy_wait = lease_ttl, busy_wait
         self._numbering = self._brand = self._mailer = None
+        self._einvoicing = None
 
     # -- collaborators built on first use (a preview needs none of them) ----------------------
     @property
@@ -215,6 +217,14 @@ class CloseService:
 
             self._brand = Brand.from_settings(self.settings)
         return self._brand
+
+    @property
+    def einvoicing(self):
+        if self._einvoicing is None:
+            from shared.services.einvoicing import EInvoicing
+
+            self._einvoicing = EInvoicing(self.settings)
+        return self._einvoicing
 
     @property
     def mailer(self):
@@ -483,7 +493,17 @@ class CloseService:
             "tax": format_money(invoice.tax, currency), "total": format_money(invoice.total, currency),
             "tax_rate": str(invoice.plan.tax_rate), "lines": len(invoice.lines), "users": invoice.billable_users,
             "issued_on": issued_on.isoformat(), "due_on": due_on.isoformat(), "computed_at": format_instant(now),
+            "client_legal": json.dumps(tenant.legal.to_dict()), "einvoice": tenant.legal.einvoice,
         }
+        if invoice.lines and tenant.legal.einvoice:
+            # Rule: an e-invoicing client's document must pass EN 16931 before a number is spent on it.
+            from shared.services.einvoicing import EInvoiceRefused, PENDING_NUMBER
+
+            try:
+                self.einvoicing.check_before_numbering(self.document(Row(
+                    {**common, **pack_invoice(invoice), "number": PENDING_NUMBER}, etag="")))
+            except EInvoiceRefused as error:
+                raise CloseError(f"not issued: {error}") from None
         if not invoice.lines:
             self._save(work, {**common, "step": NOTHING_TO_BILL, "status": NOTHING_TO_BILL}, release=True)
         else:
@@ -493,11 +513,16 @@ class CloseService:
         """The InvoiceDocument of a numbered invoice row."""
         from shared.invoicing import InvoiceDocument
 
+        from shared.invoicing.parties import parse_client_legal
+
         contacts = json.loads(row.get("contacts", "[]"))
+        email = contacts[0] if contacts else ""
+        legal = json.loads(row["client_legal"]) if row.get("client_legal") else None
         return InvoiceDocument(invoice=unpack_invoice(row), number=row["number"],
                                issued_on=date.fromisoformat(row["issued_on"]), due_on=date.fromisoformat(row["due_on"]),
                                client_name=row["client_name"], client_address=tuple(json.loads(row.get("client_address", "[]"))),
-                               locale=row.get("locale", "en_US"), client_email=contacts[0] if contacts else "")
+                               locale=row.get("locale", "en_US"), client_email=email,
+                               buyer=parse_client_legal(legal).buyer(row["client_name"], email) if legal else None)
 
     async def _render_pdf(self, work: _Attempt) -> tuple[bytes, float]:
         from shared.invoicing import render_pdf
@@ -522,7 +547,22 @@ class CloseService:
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row["number"])
         self._save(work, {"step": STORED, "stored_at": format_instant(self.now()), "blob": name,
-                          "pdf_bytes": stored.size, "pdf_sha256": stored.sha256})
+                          "pdf_bytes": stored.size, "pdf_sha256": stored.sha256, **await self._store_ubl(row)})
+
+    async def _store_ubl(self, row: Row) -> dict[str, Any]:
+        """The UBL e-invoice beside the PDF, validated, written once (see shared/services/einvoicing.py).
+        An e-invoicing client's invalid document fails the step: it is never emailed."""
+        from shared.services.einvoicing import EInvoiceRefused, ubl_path
+
+        name = ubl_path(row["RowKey"], row["PartitionKey"], row["number"])
+        try:
+            xml = await asyncio.to_thread(self.einvoicing.ubl, self.document(row))
+        except EInvoiceRefused as error:
+            if row.get("einvoice"):
+                raise CloseError(f"not emailed: {error}") from None
+            return {"ubl_blob": "", "ubl_skipped": describe(error)}
+        await asyncio.to_thread(self.archive.put_once, name, xml, "application/xml")
+        return {"ubl_blob": name, "ubl_skipped": ""}
 
     async def _draft(self, work: _Attempt) -> None:
         from shared.invoicing import render_email
@@ -533,8 +573,16 @@ class CloseService:
             raise CloseError("the client has no billing contact to email the invoice to")
         pdf = await asyncio.to_thread(self.archive.get, row["blob"])  # exactly what is archived
         subject, html = render_email(self.document(row), self.brand)
+        attachments = []
+        if row.get("einvoice"):  # the client asked for its e-invoice beside the PDF
+            if not row.get("ubl_blob"):
+                raise CloseError("the client asked for e-invoices and none was archived; not emailed")
+            from shared.graph.gateway import Attachment
+
+            xml = await asyncio.to_thread(self.archive.get, row["ubl_blob"])
+            attachments.append(Attachment(name=f"{row['number']}.xml", content_type="application/xml", data=xml))
         draft_id = await self.mailer.create_draft(subject=subject, html=html, to=contacts,
-                                                  pdf_name=f"{row['number']}.pdf", pdf=pdf)
+                                                  pdf_name=f"{row['number']}.pdf", pdf=pdf, attachments=attachments)
         self._save(work, {"step": DRAFTED, "drafted_at": format_instant(self.now()), "draft_id": draft_id,
                           "mailbox": self.mailer.mail.mailbox})
 
@@ -611,12 +659,9 @@ class CloseService:
             invoices.append({"tenant_id": member["tenant_id"], "name": member.get("name"), "number": row["number"],
                              "currency": row.get("currency"), "total": row.get("total"), "users": int(row.get("users", 0)),
                              "lines": int(row.get("lines", 0))})
-        csv_name = None
-        if documents:
-            from shared.invoicing import invoice_lines_csv
-
-            csv_name = csv_path(str(period), run_id)
-            self.archive.put(csv_name, invoice_lines_csv(documents), "text/csv; charset=utf-8")
+        exports = self.einvoicing.accounting_files(str(period), run_id, documents) if documents else {}
+        for name, data in exports.items():
+            self.archive.put(name, data, "text/csv; charset=utf-8")
         totals: dict[str, Decimal] = defaultdict(Decimal)
         for invoice in invoices:
             totals[invoice["currency"]] += Decimal(invoice["total"])
@@ -633,7 +678,7 @@ class CloseService:
             "invoices": sorted(invoices, key=lambda i: i["number"]),
             "failures": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "reason": m.get("reason")}
                          for m in members if m.get("outcome") == FAILED_OUTCOME],
-            "csv": f"{self.archive.container_name}/{csv_name}" if csv_name else None,
+            "exports": [f"{self.archive.container_name}/{name}" for name in exports],
         }
         if self.runs.record_summary(header, summary, now):
             log.info(summary_text(summary))
@@ -715,8 +760,8 @@ def summary_text(summary: dict[str, Any]) -> str:
     parts.append(f", {summary['failed']} failed; {_plural(summary['seats'], 'seat')} billed")
     totals = summary.get("totals") or {}
     parts.append("; totals " + ", ".join(_money(t, c) for c, t in totals.items()) if totals else "; nothing invoiced")
-    if summary.get("csv"):
-        parts.append(f"; invoice lines in {summary['csv']}")
+    if summary.get("exports"):
+        parts.append(f"; Xero and QuickBooks import files in {summary['exports'][0].rsplit('/', 1)[0]}/")
     parts.append(".")
     failures = summary.get("failures", [])
     for failure in failures[:20]:

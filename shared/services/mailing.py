@@ -41,11 +41,13 @@ class InvoiceMailer:
     def __init__(self, graph: Any, mail: MailSettings):
         self._graph, self.mail = graph, mail
 
-    async def create_draft(self, *, subject: str, html: str, to: list[str], pdf_name: str, pdf: bytes) -> str:
+    async def create_draft(self, *, subject: str, html: str, to: list[str], pdf_name: str, pdf: bytes,
+                           attachments: list[Attachment] | None = None) -> str:
+        """A draft with the PDF attached first, then `attachments` (the e-invoice, if any)."""
         return await self._graph.create_draft(
             self.mail.msp_tenant_id, self.mail.mailbox, subject=subject, html=html, to=list(to),
             cc=list(self.mail.cc), bcc=list(self.mail.bcc),
-            attachments=[Attachment(name=pdf_name, content_type="application/pdf", data=pdf)])
+            attachments=[Attachment(name=pdf_name, content_type="application/pdf", data=pdf), *(attachments or [])])
 
     async def send_once(self, draft_id: str) -> str:
         """Sends the draft unless it was sent already. Returns "sent" or "sent before"."""

@@ -1,0 +1,91 @@
+"""E-invoices and accounting files in the close: what the close calls, so that its steps stay
+about steps.
+
+* Before a number is spent (compute step), an e-invoicing client's document is built with a
+  placeholder number and validated (UBL XSD + EN 16931 schematron). If it fails, the close of
+  that client stops with the rules broken as its reason: no number, no PDF, no email.
+* Beside each stored PDF (store step), the UBL e-invoice `{period}/{tenant}/{number}.xml`,
+  validated and written once. An e-invoicing client's email carries it next to the PDF; a
+  document that fails validation is never emailed (the step fails with the reason). For a
+  client without e-invoicing whose document cannot be valid (e.g. the MSP has not set its VAT
+  id, or the client has no country), no XML is archived and the row says why (`ubl_skipped`).
+* Each finished run: the Xero and the QuickBooks Online import files of the invoices it
+  emailed, one per currency, beside the PDFs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable
+
+from shared.invoicing.parties import Party, Payment, SettingError, payment_from_settings, seller_from_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.invoicing.document import InvoiceDocument
+    from shared.settings import Settings
+
+log = logging.getLogger("prorata.close")
+PENDING_NUMBER = "PENDING"  # the number an e-invoice is checked with before its own is assigned
+
+
+class EInvoiceRefused(RuntimeError):
+    """A document that cannot be made a valid e-invoice, with the reason in plain words."""
+
+
+def ubl_path(period: str, tenant_id: str, number: str) -> str:
+    return f"{period}/{tenant_id}/{number}.xml"
+
+
+def export_paths(period: str, run_id: str, currency: str) -> tuple[str, str]:
+    """(Xero file, QuickBooks file) of a run's invoices in one currency."""
+    return (f"{period}/xero-invoices-{run_id}-{currency}.csv", f"{period}/quickbooks-invoices-{run_id}-{currency}.csv")
+
+
+class EInvoicing:
+    """The seller, payment details and accounting codes from settings, read once."""
+
+    def __init__(self, settings: "Settings"):
+        self.settings = settings
+        self._seller: Party | None = None
+        self._payment: Payment | None = None
+
+    def _parties(self) -> tuple[Party, Payment]:
+        if self._seller is None or self._payment is None:
+            try:
+                self._seller, self._payment = seller_from_settings(self.settings), payment_from_settings(self.settings)
+            except SettingError as error:
+                raise EInvoiceRefused(f"e-invoice not possible: {error}") from None
+        return self._seller, self._payment
+
+    def ubl(self, document: "InvoiceDocument") -> bytes:
+        """The document's UBL e-invoice, validated; EInvoiceRefused names the rules it breaks."""
+        from shared.invoicing.einvoice.ubl import to_ubl
+        from shared.invoicing.einvoice.validate import InvalidEInvoice, validate
+
+        seller, payment = self._parties()
+        xml = to_ubl(document, seller, payment)
+        try:
+            validate(xml, document.number)
+        except InvalidEInvoice as error:
+            raise EInvoiceRefused(f"{error}; fix the client's legal details (./dev tenants add) or the MSP's "
+                                  "BRAND_* settings, then close again") from None
+        return xml
+
+    def check_before_numbering(self, document: "InvoiceDocument") -> None:
+        """For an e-invoicing client: the document, numbered PENDING, must validate."""
+        self.ubl(replace(document, number=PENDING_NUMBER))
+
+    def accounting_files(self, period: str, run_id: str, documents: Iterable["InvoiceDocument"]) -> dict[str, bytes]:
+        """{blob name: CSV} of the Xero and QuickBooks imports of the documents, per currency."""
+        from shared.invoicing.exports.accounting import AccountingCodes
+        from shared.invoicing.exports.quickbooks import quickbooks_csvs
+        from shared.invoicing.exports.xero import xero_csvs
+
+        documents = list(documents)
+        codes = AccountingCodes.from_settings(self.settings)
+        files: dict[str, bytes] = {}
+        quickbooks = quickbooks_csvs(documents, codes)
+        for currency, data in xero_csvs(documents, codes).items():
+            xero_name, quickbooks_name = export_paths(period, run_id, currency)
+            files[xero_name], files[quickbooks_name] = data, quickbooks[currency]
+        return files
