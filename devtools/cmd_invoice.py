@@ -1,6 +1,6 @@
-"""./dev invoice preview|show: a client's invoice for a month, computed as the close computes it
-(month to date for the current month), or the state of its close (steps with their times,
-number, PDF, email)."""
+"""./dev invoice preview|show|pdf|ubl: a client's invoice for a month, computed as the close computes
+it (month to date for the current month), the state of its close (steps with their times,
+number, PDF, email), or its archived PDF or UBL e-invoice."""
 from __future__ import annotations
 
 import argparse
@@ -21,17 +21,19 @@ def _parser() -> argparse.ArgumentParser:
     preview = sub.add_parser("preview", help="print the invoice JSON (month to date for the current month)")
     show = sub.add_parser("show", help="print where the close of the month stands: steps, times, number, email")
     pdf = sub.add_parser("pdf", help="write the archived PDF of a closed month to a file")
-    for command in (preview, show, pdf):
+    ubl = sub.add_parser("ubl", help="the archived UBL e-invoice (EN 16931) of a closed month: to --out, else stdout")
+    for command in (preview, show, pdf, ubl):
         command.add_argument("--tenant", required=True, help="client tenant id")
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     pdf.add_argument("--out", type=Path, required=True, help="file to write")
+    ubl.add_argument("--out", type=Path, help="file to write (default: standard output)")
     return parser
 
 
 _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "tax", "total", "users", "lines",
           "issued_on", "due_on", "queued_at", "computed_at", "numbered_at", "rendered_at", "stored_at", "drafted_at",
-          "emailed_at", "emailed_to", "blob", "pdf_bytes", "render_seconds", "draft_id", "run_id", "attempts",
+          "emailed_at", "emailed_to", "blob", "ubl_blob", "ubl_skipped", "pdf_bytes", "render_seconds", "draft_id", "run_id", "attempts",
           "last_error", "failed_step", "failed_at")
 
 
@@ -65,6 +67,8 @@ def _run(app, args) -> int:
             print(f"invoice: {error}", file=sys.stderr)
             return 2
         return 0
+    if args.action == "ubl":
+        return _ubl(service, tenant, period, args.out)
     row = service.invoices.get(args.tenant, period)
     if row is None:
         print(f"invoice: {period} of {tenant.name} has not been closed (no invoice row)", file=sys.stderr)
@@ -78,6 +82,23 @@ def _run(app, args) -> int:
         return 1
     args.out.write_bytes(service.archive.get(row["blob"]))
     print(f"Wrote {row['number']} ({row.get('pdf_bytes')} bytes) to {args.out}.")
+    return 0
+
+
+def _ubl(service, tenant, period, out: Path | None) -> int:
+    from shared.services.einvoicing import archived_ubl
+
+    try:
+        number, xml = archived_ubl(service.invoices, service.archive, tenant.tenant_id, period)
+    except LookupError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    if out is None:
+        sys.stdout.buffer.write(xml)
+        sys.stdout.flush()
+    else:
+        out.write_bytes(xml)
+        print(f"Wrote the e-invoice of {number} ({len(xml)} bytes, UBL 2.1 / EN 16931) to {out}.")
     return 0
 
 

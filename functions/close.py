@@ -69,3 +69,27 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"period {period}: {error}")
     except LookupError as error:
         return error_response(404, str(error))
+
+
+@bp.route(route="tenants/{tenant_id}/invoices/{period}/ubl", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def invoice_ubl(req: func.HttpRequest) -> func.HttpResponse:
+    """The archived UBL e-invoice (EN 16931, Peppol BIS Billing 3.0) of a closed month."""
+    from shared.billing import InputError, Period
+    from shared.services.close import CloseService
+    from shared.services.einvoicing import archived_ubl
+
+    app = get_app()
+    tenant_id = req.route_params["tenant_id"]
+    if app.tenants.get(tenant_id) is None:
+        return error_response(404, f"tenant {tenant_id} is not onboarded")
+    try:
+        period = Period.parse(req.route_params["period"])
+    except InputError as error:
+        return error_response(400, f"path segment period: {error.problem}")
+    service = CloseService(app)
+    try:
+        number, xml = archived_ubl(service.invoices, service.archive, tenant_id, period)
+    except LookupError as error:
+        return error_response(404, str(error))
+    return func.HttpResponse(xml, status_code=200, mimetype="application/xml",
+                             headers={"Content-Disposition": f'attachment; filename="{number}.xml"'})

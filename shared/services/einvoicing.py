@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from shared.invoicing.parties import Party, Payment, SettingError, payment_from_settings, seller_from_settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from shared.billing import Period
     from shared.invoicing.document import InvoiceDocument
     from shared.settings import Settings
 
@@ -89,3 +90,17 @@ class EInvoicing:
             xero_name, quickbooks_name = export_paths(period, run_id, currency)
             files[xero_name], files[quickbooks_name] = data, quickbooks[currency]
         return files
+
+
+def archived_ubl(invoices: Any, archive: Any, tenant_id: str, period: "Period") -> tuple[str, bytes]:
+    """(invoice number, UBL bytes) of a closed month's archived e-invoice; LookupError says why
+    there is none (not closed, nothing to bill, not archived and why)."""
+    row = invoices.get(tenant_id, period)
+    if row is None or not row.get("number"):
+        state = "was closed with nothing to bill" if row is not None and row.get("step") == "nothing to bill" \
+            else "has no issued invoice"
+        raise LookupError(f"{period} of tenant {tenant_id} {state}")
+    if not row.get("ubl_blob"):
+        why = row.get("ubl_skipped") or f"the close has not archived it yet (step {row.get('step')})"
+        raise LookupError(f"invoice {row['number']} has no archived e-invoice: {why}")
+    return row["number"], archive.get(row["ubl_blob"])
