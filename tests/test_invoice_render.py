@@ -1,7 +1,6 @@
 """Invoices rendered as HTML, PDF and email, and the run's CSV (shared/invoicing)."""
 from __future__ import annotations
 
-import csv
 import io
 import re
 from datetime import date
@@ -15,8 +14,7 @@ from shared.billing import Period, parse_plan
 from shared.billing.invoice import Invoice, InvoiceLine
 from shared.billing.money import round_half_up
 from shared.invoicing import (
-    CSV_COLUMNS, Brand, BrandError, InvoiceDocument, invoice_lines_csv, render_email, render_html,
-    render_pdf,
+    Brand, BrandError, InvoiceDocument, render_email, render_html, render_pdf,
 )
 from shared.invoicing.render import ROWS_PER_TABLE, _chunks, _Row, _unicode_fonts, _UserBlock
 from shared.settings import Settings
@@ -235,53 +233,6 @@ def test_email_body_states_the_total_the_due_date_and_that_the_pdf_is_attached()
     _, body = render_email(make_document(ROUND_TOTAL, currency="EUR", locale="de_DE"), BRAND)
     assert f"1.234,56{NBSP}€" in body and "1. Dezember 2026" in body
     assert "attached" in body and "INV-2026-00042" in body
-
-
-# --------------------------------------------------------------------------- CSV
-
-def read_csv(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
-
-
-def test_csv_rows_of_each_invoice_sum_exactly_to_its_total_with_one_row_per_line():
-    documents = [
-        make_document(many_users(40, skus=("SPB", "E3")), number="INV-1"),
-        make_document(many_users(9), currency="JPY", tax_rate="0.10", number="INV-2"),
-        make_document(many_users(7), currency="KWD", tax_rate="0.0725", number="INV-3"),
-        make_document(many_users(5), currency="EUR", tax_rate="0", number="INV-4"),
-    ]
-    rows = read_csv(invoice_lines_csv(documents))
-    for document in documents:
-        mine = [row for row in rows if row["*InvoiceNumber"] == document.number]
-        invoice = document.invoice
-        taxed = invoice.plan.tax_rate != 0
-        assert len(mine) == len(invoice.lines) + taxed
-        assert sum(Decimal(row["LineAmount"]) for row in mine) == invoice.total
-        assert sum(Decimal(row["*Quantity"]) * Decimal(row["*UnitAmount"]) for row in mine) == invoice.total
-        assert {row["Currency"] for row in mine} == {invoice.currency}
-        if taxed:
-            assert mine[-1]["*Description"].startswith("Tax (")
-            assert Decimal(mine[-1]["LineAmount"]) == invoice.tax
-
-
-def test_csv_has_the_import_columns_iso_dates_and_money_with_the_currency_digits():
-    data = invoice_lines_csv([make_document(ROUND_TOTAL, currency="JPY", email="ap@contoso.com"),
-                              make_document(ROUND_TOTAL, currency="KWD", number="INV-9")])
-    assert data.decode("utf-8").splitlines()[0] == ",".join(CSV_COLUMNS)
-    assert not data.startswith(b"\xef\xbb\xbf")
-    rows = read_csv(data)
-    first = rows[0]
-    assert (first["*ContactName"], first["EmailAddress"], first["*InvoiceDate"], first["*DueDate"],
-            first["Reference"]) == ("Contoso Ltd", "ap@contoso.com", "2026-11-01", "2026-12-01", "2026-10")
-    assert first["*Description"] == "Ann Lee (ann@contoso.com) — Managed user, 31/31 days"
-    assert first["LineAmount"] == "1140" and rows[2]["LineAmount"] == "1140.470"
-
-
-def test_csv_keeps_a_display_name_from_being_run_as_a_spreadsheet_formula():
-    users = [('=HYPERLINK("http://evil")', "x@contoso.com", [("user", "45.00", 31)])]
-    rows = read_csv(invoice_lines_csv([make_document(users, client="-Minus Corp")]))
-    assert rows[0]["*Description"].startswith("'=HYPERLINK")
-    assert rows[0]["*ContactName"] == "'-Minus Corp"
 
 
 # --------------------------------------------------------------------------- brand and document

@@ -1,4 +1,5 @@
-"""Invoicing: rendering invoices (HTML, PDF), invoice emails and the run's CSV export.
+"""Invoicing: rendering invoices (HTML, PDF) and invoice emails; the accounting exports are in
+`exports/`, the e-invoices in `einvoice/`.
 
 Names are loaded on first use, so that importing one submodule of this package (numbering,
 mail, ...) does not import jinja2 and Babel; xhtml2pdf is imported only by `render_pdf` itself.
@@ -16,14 +17,11 @@ _EXPORTS = {
     "render_pdf": "shared.invoicing.render",
     "render_email": "shared.invoicing.render",
     "item_label": "shared.invoicing.render",
-    "invoice_lines_csv": "shared.invoicing.csv_export",
-    "CSV_COLUMNS": "shared.invoicing.csv_export",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.invoicing.csv_export import CSV_COLUMNS, invoice_lines_csv
     from shared.invoicing.document import Brand, BrandError, InvoiceDocument
     from shared.invoicing.render import item_label, render_email, render_html, render_pdf
 
