@@ -121,3 +121,18 @@ def test_an_e_invoice_that_would_break_en16931_stops_the_client_before_a_number_
     assert env.sent_to("ap@nordlicht.example") == []
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "Failed: Nordlicht GmbH: not issued: e-invoice PENDING fails BR-AE-02" in logged
+
+
+@pytest.mark.parametrize("client_fields, field", [
+    ({"vat_id": "477472701"}, "vat_id"),
+    ({"einvoice": True, "postal_address": {"city": "Brussels"}}, "postal_address.country"),
+    ({"plan": {"tax_category": "R"}}, "tax_category"),
+])
+def test_onboarding_answers_400_naming_the_field_e_invoicing_needs(env, client_fields, field):
+    tenant_id = str(uuid.uuid4())
+    plan = {"tenant_id": tenant_id, "name": "Bad Fields BV", "currency": "EUR", "timezone": "Europe/Brussels",
+            "per_user_price": "45.00", "tax_rate": "0.21", **client_fields.pop("plan", {})}
+    status, _, body = call(env.host, "POST", "/api/tenants",
+                           {"plan": plan, "billing_contacts": ["ap@bad.example"], **client_fields})
+    assert status == 400 and f"field '{field}'".encode() in body, body
+    assert env.app.tenants.get(tenant_id) is None
