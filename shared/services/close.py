@@ -555,6 +555,9 @@ class CloseService:
         from shared.services.einvoicing import EInvoiceRefused, ubl_path
 
         name = ubl_path(row["RowKey"], row["PartitionKey"], row["number"])
+        unset = self.einvoicing.unset_settings()
+        if unset and not row.get("einvoice"):
+            return {"ubl_blob": "", "ubl_skipped": unset}
         try:
             xml = await asyncio.to_thread(self.einvoicing.ubl, self.document(row))
         except EInvoiceRefused as error:

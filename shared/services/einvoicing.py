@@ -72,6 +72,17 @@ class EInvoicing:
                                   "BRAND_* settings, then close again") from None
         return xml
 
+    def unset_settings(self) -> str:
+        """Why no e-invoice can be made at all ("" when the MSP's legal settings allow one): the
+        close then archives none for clients who did not ask for one, without building it."""
+        try:
+            seller, _ = self._parties()
+        except EInvoiceRefused as error:
+            return str(error)
+        missing = [name for name, value in (("BRAND_VAT_ID", seller.vat_id), ("BRAND_COUNTRY", seller.address.country))
+                   if not value]
+        return f"the MSP's settings {' and '.join(missing)} are not set (EN 16931 needs them)" if missing else ""
+
     def check_before_numbering(self, document: "InvoiceDocument") -> None:
         """For an e-invoicing client: the document, numbered PENDING, must validate."""
         self.ubl(replace(document, number=PENDING_NUMBER))

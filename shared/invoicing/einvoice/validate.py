@@ -39,7 +39,8 @@ class InvalidEInvoice(ValueError):
     def __init__(self, number: str, findings: list[Finding]):
         self.number, self.findings = number, findings
         rules = ", ".join(dict.fromkeys(f.rule for f in findings))
-        super().__init__(f"e-invoice {number} fails {rules}: {findings[0]}"
+        first = findings[0]
+        super().__init__(f"e-invoice {number} fails {rules}: {first.text}"
                          + (f" (and {len(findings) - 1} more)" if len(findings) > 1 else ""))
 
 
