@@ -2,8 +2,6 @@
 format the organisation's region reads, the tax of each line, and the line's description."""
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 from shared.billing.invoice import Invoice, InvoiceLine
 from shared.billing.money import minor_units
 from shared.invoicing.document import InvoiceDocument
+from shared.spreadsheet import csv_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings
@@ -80,23 +79,10 @@ def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str
     return f"{line.display_name} ({line.user_principal_name}) — {item_name}, {line.days}/{days_in_period} days"
 
 
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A text cell that a spreadsheet will not run as a formula (user names come from client
-    tenants, and "=HYPERLINK(...)" is a valid display name): a leading apostrophe."""
-    return "'" + value if value[:1] in _FORMULA_STARTS else value
-
-
 def write_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    """UTF-8 without a byte-order mark (a BOM would become part of the first column's name),
-    RFC 4180 quoting, CRLF line ends."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
+    """UTF-8 without a byte-order mark (a BOM would become part of the first column's name in
+    Xero), RFC 4180 quoting, CRLF line ends (shared/spreadsheet.py)."""
+    return csv_bytes(header, rows, byte_order_mark=False)
 
 
 def by_currency(documents: Iterable[InvoiceDocument]) -> dict[str, list[InvoiceDocument]]:

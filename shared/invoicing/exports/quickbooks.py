@@ -20,9 +20,10 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, by_currency, describe_line, line_taxes, spreadsheet_safe, write_csv,
+    AccountingCodes, by_currency, describe_line, line_taxes, write_csv,
 )
 from shared.invoicing.render import item_label
+from shared.spreadsheet import text as spreadsheet_safe
 
 QUICKBOOKS_COLUMNS: tuple[str, ...] = (
     "Invoice no", "Customer", "Invoice Date", "Due Date", "Terms", "Memo", "Item(Product/Service)",

@@ -21,9 +21,10 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, describe_line, line_taxes, spreadsheet_safe, write_csv,
+    AccountingCodes, describe_line, line_taxes, write_csv,
 )
 from shared.invoicing.render import item_label
+from shared.spreadsheet import text as spreadsheet_safe
 
 XERO_COLUMNS: tuple[str, ...] = (
     "*ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3", "POAddressLine4",
