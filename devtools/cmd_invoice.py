@@ -1,6 +1,6 @@
-"""./dev invoice preview|show|pdf|ubl: a client's invoice for a month, computed as the close computes
-it (month to date for the current month), the state of its close (steps with their times,
-number, PDF, email), or its archived PDF or UBL e-invoice."""
+"""./dev invoice preview|show|pdf|ubl|facturx: a client's invoice for a month, computed as the close
+computes it (month to date for the current month), the state of its close (steps with their
+times, number, PDF, email), its archived PDF or UBL e-invoice, or that PDF as Factur-X."""
 from __future__ import annotations
 
 import argparse
@@ -22,12 +22,14 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print where the close of the month stands: steps, times, number, email")
     pdf = sub.add_parser("pdf", help="write the archived PDF of a closed month to a file")
     ubl = sub.add_parser("ubl", help="the archived UBL e-invoice (EN 16931) of a closed month: to --out, else stdout")
-    for command in (preview, show, pdf, ubl):
+    facturx = sub.add_parser("facturx", help="the archived PDF of a closed month as a Factur-X PDF (EN 16931 XML inside)")
+    for command in (preview, show, pdf, ubl, facturx):
         command.add_argument("--tenant", required=True, help="client tenant id")
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     pdf.add_argument("--out", type=Path, required=True, help="file to write")
     ubl.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    facturx.add_argument("--out", type=Path, required=True, help="file to write")
     return parser
 
 
@@ -66,6 +68,8 @@ def _run(app, args) -> int:
         return 0
     if args.action == "ubl":
         return _ubl(service, tenant, period, args.out)
+    if args.action == "facturx":
+        return _facturx(service, tenant, period, args.out)
     row = service.invoices.get(args.tenant, period)
     if row is None:
         print(f"invoice: {period} of {tenant.name} has not been closed (no invoice row)", file=sys.stderr)
@@ -96,6 +100,24 @@ def _ubl(service, tenant, period, out: Path | None) -> int:
     else:
         out.write_bytes(xml)
         print(f"Wrote the e-invoice of {number} ({len(xml)} bytes, UBL 2.1 / EN 16931) to {out}.")
+    return 0
+
+
+def _facturx(service, tenant, period, out: Path) -> int:
+    from shared.services.einvoicing import EInvoiceRefused
+    from shared.storage.invoices import invoice_document
+
+    row = service.invoices.get(tenant.tenant_id, period)
+    if row is None or not row.get("blob"):
+        print(f"invoice: {period} of {tenant.name} has no stored PDF", file=sys.stderr)
+        return 1
+    try:
+        data = service.einvoicing.facturx_pdf(service.archive.get(row["blob"]), invoice_document(row))
+    except EInvoiceRefused as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    out.write_bytes(data)
+    print(f"Wrote {row['number']} as Factur-X (EN 16931, {len(data)} bytes) to {out}.")
     return 0
 
 

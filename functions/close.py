@@ -65,7 +65,6 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
 def invoice_ubl(req: func.HttpRequest) -> func.HttpResponse:
     """The archived UBL e-invoice (EN 16931, Peppol BIS Billing 3.0) of a closed month."""
     from shared.billing import InputError, Period
-    from shared.services.close import CloseService
     from shared.services.einvoicing import archived_ubl
 
     app = get_app()
@@ -76,7 +75,7 @@ def invoice_ubl(req: func.HttpRequest) -> func.HttpResponse:
         period = Period.parse(req.route_params["period"])
     except InputError as error:
         return error_response(400, f"path segment period: {error.problem}")
-    service = CloseService(app)
+    service = app.close_service()
     try:
         number, xml = archived_ubl(service.invoices, service.archive, tenant_id, period)
     except LookupError as error:

@@ -83,6 +83,17 @@ class EInvoicing:
                    if not value]
         return f"the MSP's settings {' and '.join(missing)} are not set (EN 16931 needs them)" if missing else ""
 
+    def facturx_pdf(self, pdf: bytes, document: "InvoiceDocument") -> bytes:
+        """The PDF with the document's CII embedded (Factur-X, profile EN 16931), validated."""
+        from shared.invoicing.einvoice.cii import to_facturx_pdf
+        from shared.invoicing.einvoice.validate import InvalidEInvoice
+
+        seller, payment = self._parties()
+        try:
+            return to_facturx_pdf(pdf, document, seller, payment)
+        except InvalidEInvoice as error:
+            raise EInvoiceRefused(str(error)) from None
+
     def check_before_numbering(self, document: "InvoiceDocument") -> None:
         """For an e-invoicing client: the document, numbered PENDING, must validate."""
         self.ubl(replace(document, number=PENDING_NUMBER))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from lxml import etree
 
-from devtools.cmd_invoice import _ubl
+from devtools.cmd_invoice import _facturx, _ubl
 from shared.billing import Observation, Period, parse_plan
 from shared.invoicing.einvoice.validate import validate
 from shared.invoicing.parties import ClientLegal, PostalAddress
@@ -100,6 +100,13 @@ def test_a_client_without_e_invoicing_has_its_ubl_archived_but_only_the_pdf_emai
     assert out.read_bytes() == archived
     assert _ubl(env.service(), tenant, Period(2026, 9), None) == 1
     assert "has no issued invoice" in capsys.readouterr().err
+
+    # ./dev invoice facturx: the archived PDF with the CII inside
+    from facturx import get_facturx_xml_from_pdf
+    assert _facturx(env.service(), tenant, OCTOBER, tmp_path / "facturx.pdf") == 0
+    name, xml = get_facturx_xml_from_pdf((tmp_path / "facturx.pdf").read_bytes())
+    assert name == "factur-x.xml" and row["number"].encode() in xml
+    validate(xml)
 
 
 def test_an_e_invoice_that_would_break_en16931_stops_the_client_before_a_number_is_spent(env, caplog):

