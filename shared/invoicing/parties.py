@@ -28,7 +28,7 @@ _BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[0-9A-Z]{2}([0-9A-Z]{3})?$")
 @lru_cache(maxsize=1)
 def _countries() -> frozenset[str]:
     from babel import Locale
-    return frozenset(code for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", code))
+    return frozenset(str(code) for code in Locale("en").territories if re.fullmatch(r"[A-Z]{2}", str(code)))
 
 
 def check_country(value: object, field: str) -> str:

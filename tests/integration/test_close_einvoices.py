@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from lxml import etree
@@ -16,8 +16,12 @@ from shared.billing import Observation, Period, parse_plan
 from shared.invoicing.einvoice.validate import validate
 from shared.invoicing.parties import ClientLegal, PostalAddress
 from shared.tenants import Tenant
-from tests.stack import FUNCTION_KEY, call, running_stack
-from tests.test_close import OCTOBER, env, loop  # noqa: F401 - fixtures used by the tests below
+from tests.integration.stack import call, running_stack
+from tests.integration import test_close as close_tests
+from tests.integration.test_close import OCTOBER
+
+# The close tests' fixtures (on this module's own stack, which has the MSP's legal settings).
+env, loop = close_tests.env, close_tests.loop
 
 UTC = timezone.utc
 LEGAL_SETTINGS = {

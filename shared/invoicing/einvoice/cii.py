@@ -10,7 +10,6 @@ bytes out. The same business terms as the UBL (ubl.py), in CII's structure and e
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from lxml import etree as ET
 

@@ -12,7 +12,7 @@ from pypdf import PdfReader
 
 from shared.invoicing.einvoice.validate import validate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(tmp_path):
