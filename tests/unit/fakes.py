@@ -231,12 +231,14 @@ class FakeMailer:
         self.sent: list[dict[str, Any]] = []
         self.fail_on: str | None = None
 
-    async def create_draft(self, *, subject: str, html: str, to: list[str], pdf_name: str, pdf: bytes) -> str:
+    async def create_draft(self, *, subject: str, html: str, to: list[str], pdf_name: str, pdf: bytes,
+                           attachments: list[Any] | None = None) -> str:
         if self.fail_on == "create_draft":
             self.fail_on = None
             raise RuntimeError("Graph answered 503: try later")
         draft_id = f"draft-{len(self.drafts) + 1}"
-        self.drafts[draft_id] = {"subject": subject, "to": list(to), "pdf_name": pdf_name, "pdf": pdf}
+        self.drafts[draft_id] = {"subject": subject, "to": list(to), "pdf_name": pdf_name, "pdf": pdf,
+                                 "attachments": list(attachments or [])}
         return draft_id
 
     async def send_once(self, draft_id: str) -> str:

@@ -163,13 +163,16 @@ def test_dev_close_of_a_period_closes_the_same_clients_as_the_month_end_timer():
     assert all(o.kind == "emailed" for o in outcomes) and skipped == []
 
 
-def test_the_last_client_to_finish_a_run_writes_its_summary_and_csv():
+def test_the_last_client_to_finish_a_run_writes_its_summary_and_accounting_files():
     world = World()
     first, second = client(world, "Alpha"), client(world, "Beta", billed=False)
     run_id, outcomes, _ = asyncio.run(world.close_service().close_by_hand(OCTOBER, [first.tenant_id, second.tenant_id]))
     summary = world.close_service().run_report(run_id)
     assert summary["emailed"] == 1 and summary["nothing_to_bill"] == 1 and summary["failed"] == 0
-    assert summary["csv"] == f"invoices/2026-10/invoice-lines-{run_id}.csv"
+    assert summary["exports"] == [f"invoices/2026-10/xero-invoices-{run_id}-USD.csv",
+                                  f"invoices/2026-10/quickbooks-invoices-{run_id}-USD.csv"]
+    assert {f"2026-10/xero-invoices-{run_id}-USD.csv", f"2026-10/quickbooks-invoices-{run_id}-USD.csv"} <= set(
+        world.archive.blobs)
     assert f"2026-10/reconciliation-{run_id}.csv" in world.archive.blobs
     text = summary_text(summary)
     assert text.startswith(f"Run {run_id} (month-end close of October 2026, manual): 2 clients; 1 invoice emailed")
