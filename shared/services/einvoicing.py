@@ -11,6 +11,11 @@ about steps.
   id, or the client has no country), no XML is archived and the row says why (`ubl_skipped`).
 * Each finished run: the Xero and the QuickBooks Online import files of the invoices it
   emailed, one per currency, beside the PDFs.
+
+Credit notes, when they exist as documents: `ubl.to_ubl(document, seller, payment,
+credited=CreditedInvoice(number, issued_on))` makes the UBL CreditNote (positive amounts,
+BillingReference to the invoice), and `xero_csvs(invoices, codes, credit_notes=[...])` writes
+them in Xero's credit-note form (same template, quantity -1).
 """
 from __future__ import annotations
 
