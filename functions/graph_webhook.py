@@ -5,16 +5,22 @@ This path imports neither msgraph nor anything slow: Graph wants an answer withi
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import azure.functions as func
 
-from shared.app import SYNC_QUEUE, get_app
-from shared.services.notifications import GroupCommit, NotAcceptable, SubscriptionCache, parse_collection, screen
+from shared.app import SYNC_QUEUE, Prorata, get_app
+from shared.services.notifications import (GroupCommit, NotAcceptable, SubscriptionCache, TooManyItems,
+                                           parse_collection, screen)
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.webhook")
 _caches: dict[int, SubscriptionCache] = {}
 _writers: dict[int, GroupCommit] = {}
+_lookups: list[ThreadPoolExecutor] = []  # made on first use, never at import time
+_lock = threading.Lock()
 
 
 def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
@@ -25,34 +31,59 @@ def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
     return func.HttpResponse(token, status_code=200, mimetype="text/plain", charset="utf-8")
 
 
+def _text(status: int, message: str) -> func.HttpResponse:
+    return func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8")
+
+
+def _parts(app: Prorata) -> tuple[SubscriptionCache, GroupCommit, ThreadPoolExecutor]:
+    """This process's subscription cache, queue writer and lookup threads for the app."""
+    with _lock:
+        cache = _caches.get(id(app))
+        if cache is None:
+            cache = _caches[id(app)] = SubscriptionCache(
+                app.subscriptions.get, app.subscriptions.all,
+                negative_ttl_seconds=app.settings.integer("WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS"))
+        writer = _writers.get(id(app))
+        if writer is None:
+            writer = _writers[id(app)] = GroupCommit(lambda text: app.storage.queue(SYNC_QUEUE).send_message(text))
+        if not _lookups:
+            _lookups.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-lookup"))
+        return cache, writer, _lookups[0]
+
+
 def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
     handshake = _validation(req)
     if handshake is not None:
         return handshake
     app = get_app()
+    # Graph wants an answer within 3 s; past this deadline the answer is 503 and Graph delivers again.
+    deadline = time.monotonic() + app.settings.integer("WEBHOOK_DEADLINE_MILLISECONDS") / 1000
     body = req.get_body() or b""
     limit = app.settings.integer("WEBHOOK_MAX_BODY_BYTES")
     if len(body) > limit:
         log.warning("Refused a notification body of %d bytes (limit %d).", len(body), limit)
-        return func.HttpResponse(f"body larger than {limit} bytes", status_code=413, mimetype="text/plain")
+        return _text(413, f"body larger than {limit} bytes")
     try:
-        items = parse_collection(body)
+        items = parse_collection(body, max_items=app.settings.integer("WEBHOOK_MAX_ITEMS"))
+    except TooManyItems as error:
+        log.warning("Refused a notification body: %s.", error)
+        return _text(413, str(error))
     except NotAcceptable as error:
-        return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
-    cache = _caches.setdefault(id(app), SubscriptionCache(app.subscriptions.get))
+        return _text(400, str(error))
+    cache, writer, lookups = _parts(app)
+    received_at = app.now().timestamp()
+    checking = lookups.submit(screen, items, cache.for_request(), received_at=received_at, lifecycle=lifecycle)
     try:
-        screened = screen(items, cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
-        for reason in screened.dropped:
-            log.warning("Dropped a notification that is not genuine: %s.", reason)
-        writer = _writers.get(id(app))
-        if writer is None:
-            queue = app.storage.queue(SYNC_QUEUE)
-            writer = _writers.setdefault(id(app), GroupCommit(queue.send_message))
-        writer.submit(list(screened.sync_requests.values()))
-    except Exception:
+        screened = checking.result(timeout=max(0.0, deadline - time.monotonic()))
+        if screened.dropped:
+            log.warning("Dropped notifications that are not genuine: %s.", screened.dropped_summary())
+        writer.submit(list(screened.sync_requests.values()), timeout=max(0.0, deadline - time.monotonic()))
+    except Exception as error:
+        checking.cancel()
         # Not stored: answer 5xx so that Graph delivers it again.
-        log.exception("Could not store %d notification(s); Graph will retry.", len(items))
-        return func.HttpResponse("could not store the notifications", status_code=503, mimetype="text/plain")
+        why = "storage did not answer in time" if isinstance(error, TimeoutError) else repr(error)
+        log.error("Could not store %d notification(s) (%s); answered 503, Graph will retry.", len(items), why)
+        return _text(503, "could not store the notifications")
     log.info("Accepted %d notification(s) for %d tenant(s), dropped %d.", len(items) - len(screened.dropped),
              len(screened.sync_requests), len(screened.dropped))
     return func.HttpResponse(status_code=202)

@@ -42,6 +42,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+    "WEBHOOK_MAX_ITEMS": ("1000", "most items accepted in one notification body (413 above; Graph sends a few hundred)"),
+    "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("5", "how long the webhook remembers that a subscription id is unknown"),
+    "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
+                                      "answered by then; Graph wants an answer within 3 s"),
 }
 
 
