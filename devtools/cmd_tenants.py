@@ -28,13 +28,17 @@ async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.services.onboarding import offboard, onboard, sync
+    from shared.services.overview import overview_line, tenants_overview
 
     try:
         if args.action == "add":
-            print(json.dumps(await onboard(app, args.tenant), indent=1))
+            result = await onboard(app, args.tenant)
+            print(json.dumps(result, indent=1))
+            if result.get("consent_url"):
+                print(f"tenants: {result['message']}", file=sys.stderr)
         elif args.action == "list":
-            for tenant in app.tenants.all():
-                print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
+            for row in tenants_overview(app):
+                print(overview_line(row))
         elif args.action == "remove":
             result = await offboard(app, args.tenant)
             if result is None:

@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http_util import error_response, json_response
+from functions.http_util import door, error_response, json_response, route_tenant_id
 from shared.app import CLOSE_QUEUE, get_app, run_async
 
 bp = func.Blueprint()
@@ -41,6 +41,7 @@ def tenant_close(msg: func.QueueMessage) -> None:
 
 
 @bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     """The invoice JSON of `?period=YYYY-MM` (default: the current month in the client's zone,
     to date), computed as the close computes it."""
@@ -48,7 +49,7 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     from shared.services.close import CloseError, CloseService
 
     app = get_app()
-    tenant_id = req.route_params["tenant_id"]
+    tenant_id = route_tenant_id(req)
     tenant = app.tenants.get(tenant_id)
     if tenant is None:
         return error_response(404, f"tenant {tenant_id} is not onboarded")
@@ -61,8 +62,11 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
 
             local = app.now().astimezone(ZoneInfo(tenant.plan.timezone))
             period = Period(local.year, local.month)
+        period.start(tenant.plan.timezone), period.end(tenant.plan.timezone)
     except InputError as error:
         return error_response(400, f"query parameter period: {error.problem}")
+    except (OverflowError, ValueError):
+        return error_response(400, f"query parameter period: {text[:20]!r} is out of range")
     try:
         return json_response(CloseService(app).preview(tenant_id, period))
     except CloseError as error:

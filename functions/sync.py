@@ -32,8 +32,13 @@ def renew_subscriptions(timer: func.TimerRequest) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="%DAILY_SYNC_SCHEDULE%", run_on_startup=False)
 def daily_sync(timer: func.TimerRequest) -> None:
-    """Delta links last 7 days: every tenant gets a delta at least daily."""
+    """Delta links last 7 days: every tenant gets a delta at least daily. Clients awaiting
+    consent are tried again: each becomes active once its admin has consented."""
+    from shared.services.onboarding import retry_awaiting_consent
+
     app = get_app()
+    for result in run_async(retry_awaiting_consent(app)):
+        log.info("Daily sync: %s (%s) is %s.", result["name"], result["tenant_id"], result["status"].replace("_", " "))
     tenants = app.tenants.all(active_only=True)
     for tenant in tenants:
         app.enqueue(SYNC_QUEUE, {"tenant_id": tenant.tenant_id, "reason": "daily"})

@@ -9,28 +9,92 @@ from datetime import datetime, timezone
 from typing import Any
 
 from shared.services.sync import SyncReport, run_sync_request, sync_tenant
-from shared.tenants import ACTIVE, OFFBOARDED, Tenant
+from shared.tenants import ACTIVE, AWAITING_CONSENT, OFFBOARDED, Tenant
 
 log = logging.getLogger("prorata.tenants")
 
 
 async def onboard(app: Any, tenant: Tenant) -> dict[str, Any]:
     """Stores the plan and contacts, runs the baseline (a full sync) and subscribes to changes.
-    Onboarding again updates the plan and contacts and keeps the ledger."""
+    Onboarding again updates the plan and contacts and keeps the ledger. A client whose admin
+    has not consented yet is stored as awaiting_consent (see `activate`)."""
     existing = app.tenants.get(tenant.tenant_id)
     stored = replace(tenant, status=ACTIVE, offboarded_at=None,
                      onboarded_at=existing.onboarded_at if existing else app.now(),
                      delta_link=existing.delta_link if existing else None,
                      sku_names=existing.sku_names if existing else {})
     app.tenants.save(stored)
-    reports = await sync(app, tenant.tenant_id)
-    if not app.subscriptions.for_tenant(tenant.tenant_id):
-        await app.subscription_manager.create(tenant.tenant_id)
-    users = len([s for s in app.ledger.current_states(tenant.tenant_id).values() if not s.deleted])
-    log.info("Onboarded %s (%s): %d user(s) in the baseline, subscribed to changes.", tenant.name,
-             tenant.tenant_id, users)
-    return {**(app.tenants.get(tenant.tenant_id) or stored).summary(), "users": users,
+    return await activate(app, stored)
+
+
+def consent_url(settings: Any, tenant_id: str) -> str:
+    """The admin-consent URL a client's admin opens once to grant the MSP's app its permissions
+    (https://learn.microsoft.com/entra/identity-platform/v2-admin-consent)."""
+    from urllib.parse import quote
+
+    app_id = settings.get("GRAPH_APP_CLIENT_ID") or "<GRAPH_APP_CLIENT_ID>"
+    return f"https://login.microsoftonline.com/{quote(tenant_id, safe='')}/adminconsent?client_id={quote(app_id, safe='<>_')}"
+
+
+async def activate(app: Any, tenant: Tenant) -> dict[str, Any]:
+    """The baseline and the subscription of a stored tenant. If Graph refuses with 401 or 403
+    (the client's admin has not consented), the tenant is stored as awaiting_consent, nothing
+    is billed for it, and the answer carries the admin-consent URL; the daily timer tries again
+    (`retry_awaiting_consent`) and the tenant becomes active by itself once consent exists."""
+    tenant_id = tenant.tenant_id
+    try:
+        if tenant.status != ACTIVE:
+            app.tenants.update(tenant_id, status=ACTIVE)
+        reports = await sync(app, tenant_id)
+        if not app.subscriptions.for_tenant(tenant_id):
+            await app.subscription_manager.create(tenant_id)
+    except Exception as error:
+        refusal = _not_consented(error)
+        if refusal is None:
+            raise
+        app.tenants.update(tenant_id, status=AWAITING_CONSENT)
+        url = consent_url(app.settings, tenant_id)
+        log.warning("%s (%s) is awaiting consent: %s. Nothing is synced or billed until the client's admin "
+                    "opens %s; the daily sync tries again.", tenant.name, tenant_id, refusal, url)
+        stored = app.tenants.get(tenant_id) or replace(tenant, status=AWAITING_CONSENT)
+        return {**stored.summary(), "users": 0, "sync": [], "consent_url": url,
+                "message": f"{tenant.name} has not consented yet ({refusal}). "
+                           f"Send the client's admin this link: {url}"}
+    users = len([s for s in app.ledger.current_states(tenant_id).values() if not s.deleted])
+    log.info("Onboarded %s (%s): %d user(s) in the baseline, subscribed to changes.", tenant.name, tenant_id, users)
+    return {**(app.tenants.get(tenant_id) or tenant).summary(), "users": users,
             "sync": [r.sentence() for r in reports]}
+
+
+# Entra sign-in errors that mean the app has no consent in the client's tenant
+# (https://learn.microsoft.com/entra/identity-platform/reference-error-codes): 65001 consent
+# missing, 700016 application not found in the directory, 7000229 no service principal.
+_NO_CONSENT_CODES = ("AADSTS65001", "AADSTS700016", "AADSTS7000229")
+
+
+def _not_consented(error: Exception) -> str | None:
+    """Why the error means the client has not consented (Graph 401/403, or a sign-in refused
+    for want of consent), or None for any other failure."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from shared.graph.gateway import GraphError
+
+    if isinstance(error, GraphError) and error.status in (401, 403):
+        return f"Microsoft Graph answered {error.status}"
+    if isinstance(error, ClientAuthenticationError):
+        code = next((c for c in _NO_CONSENT_CODES if c in str(error)), None)
+        if code:
+            return f"sign-in refused with {code}"
+    return None
+
+
+async def retry_awaiting_consent(app: Any) -> list[dict[str, Any]]:
+    """Tries the baseline of every tenant awaiting consent again (the daily timer)."""
+    results = []
+    for tenant in app.tenants.all():
+        if tenant.status == AWAITING_CONSENT:
+            results.append(await activate(app, tenant))
+    return results
 
 
 async def offboard(app: Any, tenant_id: str) -> dict[str, Any] | None:

@@ -53,6 +53,13 @@ class SyncGate:
                 pass
             return self._table.get_entity(PARTITION, tenant_id)
 
+    def last_started(self, tenant_id: str) -> datetime | None:
+        """When the tenant's latest delta began (None if it never ran); reads only."""
+        from shared.storage.account import get_or_none
+
+        row = get_or_none(self._table, PARTITION, tenant_id)
+        return parse_instant(row["started"]) if row is not None and row.get("started") else None
+
     def _change(self, row: Any, **fields: Any) -> bool:
         """Merges fields into the row if nobody changed it since it was read."""
         from azure.core import MatchConditions
