@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from devtools.paths import from_caller
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,8 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     for command in (preview, show, pdf):
         command.add_argument("--tenant", required=True, help="client tenant id")
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
-        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
-    pdf.add_argument("--out", type=Path, required=True, help="file to write")
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
+    pdf.add_argument("--out", type=from_caller, required=True, help="file to write")
     return parser
 
 

@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.paths import from_caller
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./dev tenants", description="Client tenants of the MSP.")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="onboard a client: plan + billing contacts, baseline sync, subscription")
-    add.add_argument("--file", required=True, type=Path,
+    add.add_argument("--file", required=True, type=from_caller,
                      help='JSON: {"plan": {...}, "billing_contacts": [...], "address": [...], "locale": "en_US"}')
     sub.add_parser("list", help="list onboarded clients")
     remove = sub.add_parser("remove", help="offboard a client (deletes the subscription, keeps the ledger)")
@@ -20,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="run a delta sync of a client now")
     sync.add_argument("--tenant", required=True)
     for command in (add, remove, sync, *[p for n, p in sub.choices.items() if n == "list"]):
-        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 

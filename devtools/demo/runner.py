@@ -52,14 +52,32 @@ def previous_month(today: datetime) -> Period:
     return Period(today.year, today.month).previous()
 
 
+MARKER = ".prorata-demo"  # written into every folder the demo makes, so it may empty it next time
+
+
+class OutNotEmpty(ValueError):
+    """--out names a folder that holds files the demo did not make."""
+
+
+def prepare_out(out: Path) -> None:
+    """An empty `out` with the demo's marker. A folder the demo made before is emptied; any other
+    non-empty folder (or a file) is refused, never deleted."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutNotEmpty(f"{out} is a file, not a folder")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise OutNotEmpty(f"{out} is not empty and was not made by ./dev demo; choose another --out or empty it")
+        shutil.rmtree(out)
+    (out / "invoices").mkdir(parents=True)
+    (out / MARKER).write_text("made by ./dev demo: emptied by the next ./dev demo with this --out\n")
+
+
 def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
     began = time.monotonic()
     period = period or previous_month(datetime.now(timezone.utc))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stdout,
                         format="%(levelname)s %(name)s: %(message)s")
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "invoices").mkdir(parents=True)
+    prepare_out(out)
     month = plan_month(period.year, period.month)
     say(f"Prorata demo: three sample clients through {period_name(period)}, then the month-end close.")
     say("[1/5] Starting Azurite, the Graph simulator and the development Functions host ...")

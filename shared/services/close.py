@@ -70,7 +70,10 @@ from shared.storage.invoices import (
 
 log = logging.getLogger("prorata.close")
 
-LEASE_TTL = timedelta(minutes=5)   # a runner renews it at every step; a dead runner's lease expires
+# A runner renews its lease at every step, so the lease needs to outlast the longest step only
+# (render + archive, or one Graph mail call with its retries: well under a minute); after a
+# crash another runner takes over once it expires.
+LEASE_TTL = timedelta(minutes=2)
 BUSY_WAIT_SECONDS = 90.0           # how long a runner waits for another runner of the same invoice
 STALE_CLAIM = timedelta(minutes=30)  # a claimed row never started after this is queued again
 
@@ -657,9 +660,11 @@ class CloseService:
 
     # -- by hand (./dev close) -----------------------------------------------------------------
     async def close_by_hand(self, period: Period, tenant_ids: list[str] | None = None, *,
-                            concurrency: int = 1) -> tuple[str | None, list[TenantOutcome], list[str]]:
+                            concurrency: int = 1, backdated: bool = False) -> tuple[str | None, list[TenantOutcome], list[str]]:
         """Closes the month for the given tenants (default: every active tenant onboarded before
         the month ended) directly, with the same steps and guarantees as the queue function.
+        A month that ended before a named tenant was onboarded is billed only when `backdated`
+        (the MSP asks for a back-dated start, e.g. after `./dev ledger import`).
         Returns (run id, outcomes, why tenants were skipped)."""
         now = self.now()
         skipped: list[str] = []
@@ -669,6 +674,10 @@ class CloseService:
                 tenant = self.app.tenants.get(tenant_id)
                 if tenant is None:
                     skipped.append(f"{tenant_id}: not onboarded")
+                elif not backdated and tenant.onboarded_at is not None and \
+                        tenant.onboarded_at >= period.end(tenant.plan.timezone):
+                    skipped.append(f"{tenant.name}: onboarded {format_instant(tenant.onboarded_at)}, after "
+                                   f"{month_label(period)} ended (to bill a back-dated start, pass --backdated)")
                 else:
                     chosen.append(tenant)
         else:
