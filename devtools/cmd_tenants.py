@@ -29,12 +29,12 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
-    from shared.services.onboarding import offboard, onboard, sync
+    from shared.errors import TenantNotOnboarded
     from shared.services.overview import overview_line, tenants_overview
 
     try:
         if args.action == "add":
-            result = await onboard(app, args.tenant)
+            result = await app.onboarding.onboard(args.tenant)
             print(json.dumps(result, indent=1))
             if result.get("consent_url"):
                 print(f"tenants: {result['message']}", file=sys.stderr)
@@ -42,13 +42,14 @@ async def _run(app, args) -> int:
             for row in tenants_overview(app):
                 print(overview_line(row))
         elif args.action == "remove":
-            result = await offboard(app, args.tenant)
-            if result is None:
-                print(f"tenants: tenant {args.tenant} is not onboarded", file=sys.stderr)
+            try:
+                result = await app.onboarding.offboard(args.tenant)
+            except TenantNotOnboarded as error:
+                print(f"tenants: {error}", file=sys.stderr)
                 return 1
             print(f"Offboarded {result['name']}: {result['subscriptions_deleted']} subscription(s) deleted, ledger kept.")
         else:
-            for report in await sync(app, args.tenant):
+            for report in await app.syncing.sync(args.tenant):
                 print(report.sentence())
     except (GraphError, OSError) as error:
         return graph_failure("tenants", app, error)

@@ -5,22 +5,15 @@ This path imports neither msgraph nor anything slow: Graph wants an answer withi
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import azure.functions as func
 
-from shared.app import SYNC_QUEUE, Prorata, get_app
-from shared.services.notifications import (GroupCommit, NotAcceptable, SubscriptionCache, TooManyItems,
-                                           parse_collection, screen)
+from shared.app import get_app
+from shared.services.notifications import NotAcceptable, TooManyItems, parse_collection, screen
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.webhook")
-_caches: dict[int, SubscriptionCache] = {}
-_writers: dict[int, GroupCommit] = {}
-_lookups: list[ThreadPoolExecutor] = []  # made on first use, never at import time
-_lock = threading.Lock()
 
 
 def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
@@ -33,22 +26,6 @@ def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
 
 def _text(status: int, message: str) -> func.HttpResponse:
     return func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8")
-
-
-def _parts(app: Prorata) -> tuple[SubscriptionCache, GroupCommit, ThreadPoolExecutor]:
-    """This process's subscription cache, queue writer and lookup threads for the app."""
-    with _lock:
-        cache = _caches.get(id(app))
-        if cache is None:
-            cache = _caches[id(app)] = SubscriptionCache(
-                app.subscriptions.get, app.subscriptions.all,
-                negative_ttl_seconds=app.settings.integer("WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS"))
-        writer = _writers.get(id(app))
-        if writer is None:
-            writer = _writers[id(app)] = GroupCommit(lambda text: app.storage.queue(SYNC_QUEUE).send_message(text))
-        if not _lookups:
-            _lookups.append(ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-lookup"))
-        return cache, writer, _lookups[0]
 
 
 def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
@@ -70,14 +47,15 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
         return _text(413, str(error))
     except NotAcceptable as error:
         return _text(400, str(error))
-    cache, writer, lookups = _parts(app)
     received_at = app.now().timestamp()
-    checking = lookups.submit(screen, items, cache.for_request(), received_at=received_at, lifecycle=lifecycle)
+    checking = app.webhook_lookups.submit(screen, items, app.subscription_cache.for_request(), received_at=received_at,
+                                          lifecycle=lifecycle)
     try:
         screened = checking.result(timeout=max(0.0, deadline - time.monotonic()))
         if screened.dropped:
             log.warning("Dropped notifications that are not genuine: %s.", screened.dropped_summary())
-        writer.submit(list(screened.sync_requests.values()), timeout=max(0.0, deadline - time.monotonic()))
+        app.notification_writer.submit(list(screened.sync_requests.values()),
+                                       timeout=max(0.0, deadline - time.monotonic()))
     except Exception as error:
         checking.cancel()
         # Not stored: answer 5xx so that Graph delivers it again.

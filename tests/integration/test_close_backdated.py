@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime, timezone
 
 from shared.billing import Observation, Period, parse_plan
-from shared.services.close import CloseService
 from shared.tenants import OFFBOARDED, Tenant
 from tests.stack import running_stack
 
@@ -26,7 +25,7 @@ def test_a_month_before_onboarding_is_billed_only_when_asked_for_explicitly(azur
         app.ledger.append(tenant_id, [Observation(imported, "u1", "a@backfill.example", "Ann")], observed_at=imported,
                           source="import")
         try:
-            service = CloseService(app)
+            service = app.close_service()
             run_id, _, skipped = asyncio.run(service.close_by_hand(Period(2026, 10), [tenant_id]))
             assert run_id is None
             assert skipped == ["Backfill Ltd: onboarded 2026-11-10T00:00:00Z, after October 2026 ended "

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import azure.functions as func
 import pytest
 
 import functions.graph_webhook as webhook
-from shared.services.notifications import NotAcceptable, SubscriptionCache, TooManyItems, parse_collection, screen
+from shared.services.notifications import (GroupCommit, NotAcceptable, SubscriptionCache, TooManyItems,
+                                          parse_collection, screen)
 from shared.settings import Settings
 from shared.subscriptions import Subscription
 
@@ -84,29 +86,17 @@ def test_a_thousand_invented_ids_in_one_body_cost_a_few_reads_and_genuine_items_
     assert list(result.sync_requests) == ["tenant-a"] and len(result.dropped) == 1000
 
 
-class FakeQueue:
-    def __init__(self):
-        self.sent: list[str] = []
-
-    def send_message(self, text):
-        self.sent.append(text)
-
-
-class FakeStorage:
-    def __init__(self):
-        self.queues: dict[str, FakeQueue] = {}
-
-    def queue(self, name):
-        return self.queues.setdefault(name, FakeQueue())
-
-
 class FakeApp:
-    """What the webhook reaches of the app: settings, clock, subscriptions, a queue."""
+    """What the webhook reaches of the app: settings, clock, the subscription cache over a
+    counting store, a queue writer that keeps what it sends, lookup threads."""
 
     def __init__(self, *subscriptions: Subscription):
         self.settings = Settings({})
-        self.subscriptions = CountingStore(*subscriptions)
-        self.storage = FakeStorage()
+        self.store = CountingStore(*subscriptions)
+        self.subscription_cache = SubscriptionCache(self.store.get, self.store.all)
+        self.sent: list[str] = []
+        self.notification_writer = GroupCommit(self.sent.append, window_seconds=0.001)
+        self.webhook_lookups = ThreadPoolExecutor(max_workers=2)
 
     def now(self):
         return datetime(2026, 10, 5, tzinfo=timezone.utc)
@@ -117,8 +107,7 @@ def app(monkeypatch):
     fake = FakeApp(GENUINE)
     monkeypatch.setattr(webhook, "get_app", lambda: fake)
     yield fake
-    webhook._caches.pop(id(fake), None)
-    webhook._writers.pop(id(fake), None)
+    fake.webhook_lookups.shutdown(wait=False, cancel_futures=True)
 
 
 def post(raw: bytes, route: str = "notifications") -> func.HttpResponse:
@@ -148,7 +137,7 @@ def test_a_lifecycle_body_that_cannot_be_read_is_answered_400(app, raw):
 def test_a_body_over_the_item_limit_is_answered_413_and_nothing_is_queued(app):
     answer = post(body([{"subscriptionId": "s-1", "clientState": "secret-a", "tenantId": "tenant-a"}] * 1001))
     assert answer.status_code == 413 and b"at most 1000" in answer.get_body()
-    assert app.storage.queues == {}
+    assert app.sent == [] and app.store.point_reads == 0
 
 
 def test_storage_that_does_not_answer_gives_503_within_the_deadline(app):
@@ -156,7 +145,8 @@ def test_storage_that_does_not_answer_gives_503_within_the_deadline(app):
     import time
 
     stuck = threading.Event()
-    app.subscriptions.get = lambda sid: stuck.wait(30)
+    app.store.get = lambda sid: stuck.wait(30)
+    app.subscription_cache = SubscriptionCache(app.store.get, app.store.all)
     started = time.monotonic()
     answer = post(body([{"subscriptionId": "s-2", "clientState": "x", "tenantId": "t"}]))
     stuck.set()
