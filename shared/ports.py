@@ -94,6 +94,8 @@ class InvoiceRepository(Protocol):
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         """Every month's record of one client, oldest first."""
 
+    def by_number(self, number: str) -> InvoiceRecord | None: ...
+
 
 class RunRepository(Protocol):
     """The close's runs: a header per run and a member per tenant, each finished once."""

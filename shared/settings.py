@@ -46,6 +46,12 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("5", "how long the webhook remembers that a subscription id is unknown"),
     "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
                                       "answered by then; Graph wants an answer within 3 s"),
+    "HOLD_IF_TOTAL_CHANGES_PERCENT": ("50", "hold an invoice (not emailed) whose total differs from the client's "
+                                      "previous invoice by more than this percentage (off: never)"),
+    "HOLD_IF_USERS_CHANGE": ("30%,5", "hold an invoice whose users billed differ from the previous invoice's by "
+                             "more than this percentage and at least this many (off: never)"),
+    "HOLD_FIRST_INVOICE": ("false", "hold each client's first invoice"),
+    "HOLDS_ENABLED": ("true", "hold invoices by the HOLD_* rules (false: every invoice is emailed at once)"),
 }
 
 

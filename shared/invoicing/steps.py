@@ -13,6 +13,7 @@ class Step(StrEnum):
     DRAFTED = "drafted"
     EMAILED = "emailed"
     NOTHING_TO_BILL = "nothing to bill"  # computed, with no billable line: no number, PDF or email
+    HELD = "held"  # numbered, rendered and stored, not emailed: a guardrail holds it until released
 
 
-FINISHED_STEPS = frozenset({Step.EMAILED, Step.NOTHING_TO_BILL})
+FINISHED_STEPS = frozenset({Step.EMAILED, Step.NOTHING_TO_BILL, Step.HELD})

@@ -52,6 +52,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,8 @@ from shared.billing import Invoice, Period, compute_invoice
 from shared.billing.money import format_money
 from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
-from shared.errors import CloseError, TenantNotOnboarded
+from shared.billing.holds import Billed, hold_reason, rules_for
+from shared.errors import CloseError, InvoiceNotFound, TenantNotOnboarded
 from shared.invoicing.steps import FINISHED_STEPS, Step
 from shared.messages import CLOSE_QUEUE, CloseRequest
 from shared.ports import (
@@ -85,6 +87,12 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("prorata.close")
 
 STALE_CLAIM = timedelta(minutes=30)  # a claimed row never started after this is queued again
+
+
+def _billed(record: InvoiceRecord) -> Billed:
+    """What the guardrails compare of a stored invoice."""
+    return Billed(Period.parse(record.period), record.number, Decimal(str(record.get("total", "0"))),
+                  str(record.get("currency", "")), int(record.get("users", 0)))
 
 
 @dataclass
@@ -347,10 +355,27 @@ class CloseService:
         self.runner.save(work, {"step": Step.STORED, "stored_at": format_instant(self.now()), "blob": name,
                                 "pdf_bytes": stored.size, "pdf_sha256": stored.sha256})
 
+    def hold_reason(self, row: InvoiceRecord) -> str | None:
+        """Why this stored invoice must not be emailed yet (shared/billing/holds.py), or None."""
+        tenant = self.tenants.get(row.tenant_id)
+        rules = rules_for(self.settings.get, tenant.plan.holds if tenant else {})
+        if not rules.enabled:
+            return None
+        earlier = [r for r in self.invoices.of_tenant(row.tenant_id) if r.period < row.period and r.number]
+        previous = _billed(earlier[-1]) if earlier else None
+        return hold_reason(_billed(row), previous, rules)
+
     async def _draft(self, work: Attempt) -> None:
         from shared.invoicing import render_email
 
         row = work.row
+        if not row.get("released_at"):
+            reason = self.hold_reason(row)
+            if reason:
+                # Guardrail: numbered, rendered and archived, but not emailed until a person releases it.
+                self.runner.save(work, {"step": Step.HELD, "status": "held", "held_at": format_instant(self.now()),
+                                        "hold_reason": reason}, release=True)
+                return
         contacts = row.contacts
         if not contacts:
             raise CloseError("the client has no billing contact to email the invoice to")
@@ -369,6 +394,28 @@ class CloseService:
                      row.number)
         self.runner.save(work, {"step": Step.EMAILED, "status": "done", "emailed_at": format_instant(self.now()),
                                 "emailed_to": ", ".join(row.contacts)}, release=True)
+
+    # -- releasing a held invoice ----------------------------------------------------------------
+    async def release(self, number: str) -> TenantOutcome:
+        """Emails a held invoice (exactly once, however often it is released). Raises
+        InvoiceNotFound, or CloseError if the invoice is not held."""
+        record = self.invoices.by_number(number)
+        if record is None:
+            raise InvoiceNotFound(number)
+        period = Period.parse(record.period)
+        if record.step == Step.EMAILED:
+            return outcome_of(record, period, already=True)
+        if record.step != Step.HELD and not record.get("released_at"):
+            raise CloseError(f"invoice {number} is not held (its close is at the {record.step} step)")
+        if record.step == Step.HELD:
+            try:
+                self.invoices.update(record, {"step": Step.STORED, "status": "released",
+                                              "released_at": format_instant(self.now())})
+                log.info("Released invoice %s for %s (held: %s); emailing it now.", number,
+                         record.get("client_name") or record.tenant_id, record.get("hold_reason"))
+            except Conflict:
+                pass  # released meanwhile by someone else: the close below finds its state
+        return await self.close_tenant(record.tenant_id, period)
 
     # -- runs ----------------------------------------------------------------------------------
     def finish_run(self, run_id: str) -> dict[str, Any] | None:
