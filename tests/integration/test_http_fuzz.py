@@ -148,6 +148,13 @@ def test_the_reconciliation_never_fails(stack, tenant, wanted, keep_slash):
     ask(stack[1], "GET", f"/api/tenants/{path_id(tenant, keep_slash)}/reconciliation{query}")
 
 
+@CASES
+@given(number=nasty_text, keep_slash=st.booleans(), body=st.one_of(st.none(), raw_bodies))
+def test_releasing_an_invoice_never_fails_and_an_unknown_number_is_404(stack, number, keep_slash, body):
+    status, _ = ask(stack[1], "POST", f"/api/invoices/{path_id(number, keep_slash)}/release", body)
+    assert 400 <= status < 500
+
+
 def notification_bodies():
     item = {"subscriptionId": str(uuid.uuid4()), "clientState": "x", "tenantId": CLIENT, "changeType": "updated",
             "resource": "Users/u-1", "resourceData": {"id": "u-1"}, "lifecycleEvent": "missed"}
