@@ -186,4 +186,5 @@ class Mailer(Protocol):
 class MessageQueue(Protocol):
     """Sends a message (a dataclass of shared/messages.py, as JSON) to a queue."""
 
-    def send(self, queue: str, message: JsonObject) -> None: ...
+    def send(self, queue: str, message: JsonObject, *, delay_seconds: int = 0) -> None:
+        """Sends the message, visible to readers only after `delay_seconds` (at most 7 days)."""

@@ -52,6 +52,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
                              "more than this percentage and at least this many (off: never)"),
     "HOLD_FIRST_INVOICE": ("false", "hold each client's first invoice"),
     "HOLDS_ENABLED": ("true", "hold invoices by the HOLD_* rules (false: every invoice is emailed at once)"),
+    "REVIEW_DAYS": ("0", "days every invoice stays a draft after its month ends (0 to 6), so that late changes "
+                    "land before it is numbered and emailed"),
 }
 
 

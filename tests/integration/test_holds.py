@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.billing import Observation, Period, parse_plan
+from shared.services.close.reports import summary_text
 from shared.tenants import OFFBOARDED, Tenant
 from tests.stack import call, running_stack
 
@@ -101,4 +102,25 @@ def test_a_tripled_invoice_is_held_the_others_emailed_and_a_release_emails_it_on
         assert call(host, "POST", f"/api/invoices/{number}/release", key=None)[0] == 401
     finally:
         for tenant in clients:
+            app.tenants.update(tenant.tenant_id, status=OFFBOARDED)
+
+
+def test_with_review_days_an_invoice_stays_a_draft_then_late_changes_land_before_it_is_numbered(azurite):
+    with running_stack(azurite.connection_string, REVIEW_DAYS="3") as (sim, host, app):
+        tenant = client(app, "Latecomer Ltd", 2)
+        try:
+            summary, outcomes = close(app, SEPTEMBER, [tenant])
+            draft = app.invoices.get(tenant.tenant_id, SEPTEMBER)
+            assert draft.step == "in review" and not draft.number and draft.get("total") == "60.00"
+            assert draft.get("review_until") == "2026-10-04T00:00:00Z"
+            assert summary["in_review"] == 1 and "1 kept as drafts for review" in summary_text(summary)
+            assert "kept a draft until 2026-10-04T00:00:00Z" in outcomes[tenant.tenant_id].sentence
+            assert emails_to(sim, "ap@latecomer.example") == 0
+            join(app, tenant, 1, datetime(2026, 9, 1, tzinfo=UTC))  # learned late: a user there all September
+            app.clock = lambda: datetime(2026, 10, 4, 1, tzinfo=UTC)  # the window is over
+            outcome = asyncio.run(app.close_service().close_tenant(tenant.tenant_id, SEPTEMBER))
+            final = app.invoices.get(tenant.tenant_id, SEPTEMBER)
+            assert final.step == "emailed" and final.number and final.get("total") == "90.00"
+            assert outcome.kind == "emailed" and emails_to(sim, "ap@latecomer.example") == 1
+        finally:
             app.tenants.update(tenant.tenant_id, status=OFFBOARDED)

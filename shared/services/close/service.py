@@ -290,6 +290,13 @@ class CloseService:
     async def _close(self, tenant_id: str, period: Period, run_id: str | None) -> TenantOutcome:
         owner = uuid.uuid4().hex
         row = await self.runner.acquire(tenant_id, period, owner, run_id)
+        until = row.time("review_until")
+        if row.get("step") == Step.IN_REVIEW and until is not None and until <= self.now():
+            try:  # the review window is over: computed again (late changes land), numbered, sent
+                self.invoices.update(row, {"step": Step.QUEUED, "status": "in progress"})
+            except Conflict:
+                pass  # another runner resumed it: acquire waits for it or finds it finished
+            row = await self.runner.acquire(tenant_id, period, owner, run_id)
         if row.get("step") in FINISHED_STEPS:
             mine = run_id is not None and row.get("run_id") == run_id
             return outcome_of(row, period, already=not mine)
@@ -321,11 +328,27 @@ class CloseService:
             "tax_rate": str(invoice.plan.tax_rate), "lines": len(invoice.lines), "users": invoice.billable_users,
             "issued_on": issued_on.isoformat(), "due_on": due_on.isoformat(), "computed_at": format_instant(now),
         }
+        review_until = end + timedelta(days=self._review_days())
         if not invoice.lines:
             self.runner.save(work, {**common, "step": Step.NOTHING_TO_BILL, "status": Step.NOTHING_TO_BILL},
                              release=True)
+        elif now < review_until:
+            # Review window (Lago's grace period): a draft without a number until REVIEW_DAYS after the
+            # month; then computed again, so that late changes land, numbered and sent.
+            # The resuming message is sent first: if recording the draft fails, the retry sends another.
+            until = format_instant(review_until)
+            self.queues.send(CLOSE_QUEUE, CloseRequest(tenant_id, str(period)).to_json(),
+                             delay_seconds=int((review_until - now).total_seconds()) + 60)
+            self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.IN_REVIEW,
+                                    "status": f"draft until {until}", "review_until": until}, release=True)
         else:
             self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.COMPUTED, "status": "in progress"})
+
+    def _review_days(self) -> int:
+        days = self.settings.integer("REVIEW_DAYS")
+        if not 0 <= days <= 6:  # a queue message waits at most 7 days
+            raise CloseError(f"setting REVIEW_DAYS must be 0 to 6, got {days}")
+        return days
 
     async def _number(self, work: Attempt) -> None:
         work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now())
