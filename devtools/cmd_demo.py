@@ -20,6 +20,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=from_caller, default=ROOT / "out" / "demo",
                         help="where the results go: a new or empty folder, or one an earlier demo made (emptied)")
     parser.add_argument("--verbose", action="store_true", help="show the host's and the functions' logs")
+    parser.add_argument("--guardrails", action="store_true",
+                        help="then play the next month, in which one client's staff triples: its invoice is held, "
+                             "the others emailed; then release it (emailed exactly once)")
     args = parser.parse_args(argv)
     try:
         period = Period.parse(args.period) if args.period else None
@@ -29,7 +32,7 @@ def main(argv: list[str]) -> int:
     from devtools.demo.runner import OutNotEmpty, run
 
     try:
-        return run(args.out, period, args.verbose)
+        return run(args.out, period, args.verbose, guardrails=args.guardrails)
     except OutNotEmpty as error:
         print(f"demo: --out: {error}", file=sys.stderr)
         return 2
