@@ -147,26 +147,27 @@ class SubscriptionCache:
 
     def for_request(self) -> Callable[[str], Subscription | None]:
         """A lookup for the items of one request (its read budget is its own)."""
-        budget = [self._reads_per_request]
-        listing: list[dict[str, Subscription] | None] = [None]
+        budget = self._reads_per_request
+        listing: dict[str, Subscription] | None = None
 
         def lookup(subscription_id: str) -> Subscription | None:
+            nonlocal budget, listing
             now = self._clock()
             known, value = self._cached(subscription_id, now)
             if known:
                 return value
-            if listing[0] is not None:
-                value = listing[0].get(subscription_id)
-            elif budget[0] > 0 or self._load_all is None:
-                budget[0] -= 1
+            if listing is not None:
+                value = listing.get(subscription_id)
+            elif budget > 0 or self._load_all is None:
+                budget -= 1
                 self.reads += 1
                 value = self._load(subscription_id)
             else:
                 self.reads += 1
-                listing[0] = {s.subscription_id: s for s in self._load_all()}
-                for found in listing[0].values():
+                listing = {s.subscription_id: s for s in self._load_all()}
+                for found in listing.values():
                     self._remember(found.subscription_id, found, now)
-                value = listing[0].get(subscription_id)
+                value = listing.get(subscription_id)
             self._remember(subscription_id, value, now)
             return value
 

@@ -34,6 +34,7 @@ def tenants_overview(app: Prorata) -> list[JsonObject]:
 def overview_line(row: JsonObject) -> str:
     """One line of `./dev tenants list`."""
     invoice = row["last_invoice"]
-    last_invoice = f"{invoice['number']} ({invoice['period']}, {invoice['status']})" if invoice else "no invoice yet"
+    last_invoice = f"{invoice['number']} ({invoice['period']}, {invoice['status']})" if isinstance(invoice, dict) \
+        else "no invoice yet"
     return (f"{row['tenant_id']}  {row['status']:<16}  {row['users']:>5} user(s)  "
             f"last sync {row['last_sync'] or 'never':<20}  {last_invoice:<32}  {row['currency']}  {row['name']}")
