@@ -42,12 +42,13 @@ def main(argv: list[str]) -> int:
     settings = local_settings(args.settings)
     port = args.port if args.port is not None else _local_port(settings.get("GRAPH_BASE_URL") or "")
     sim = GraphSimulator(port=port, outbox_dir=args.outbox_dir)
+    made = ""
     if not args.no_msp and settings.get("MSP_TENANT_ID"):
         msp, mailbox = settings["MSP_TENANT_ID"], settings.get("INVOICE_MAILBOX")
         sim.add_tenant(msp, settings.get("BRAND_NAME") or "MSP", mailbox.split("@")[-1] if mailbox else None)
         if mailbox:
             sim.create_user(msp, "Invoicing", mailbox)
-        print(f"MSP tenant {msp}{f' with the invoicing mailbox {mailbox}' if mailbox else ''} (from the settings).")
+        made = f"MSP tenant {msp}{f' with the invoicing mailbox {mailbox}' if mailbox else ''} (from the settings)."
     for spec in args.tenant:
         parts = [p.strip() or None for p in spec.split(",")]
         sim.add_tenant(parts[0], *(parts[1:3]))
@@ -56,6 +57,8 @@ def main(argv: list[str]) -> int:
     sim.start()
     print(f"Graph simulator: {sim.base_url}   (control API: {sim.control_url}, tokens: sim-token.<tenant_id>)",
           flush=True)
+    if made:
+        print(made, flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
