@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from shared.billing import Observation, Period, parse_plan
 from shared.tenants import OFFBOARDED, Tenant
-from tests.stack import running_stack
+from tests.integration.stack import running_stack
 
 UTC = timezone.utc
 

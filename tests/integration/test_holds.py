@@ -14,7 +14,7 @@ import pytest
 from shared.billing import Observation, Period, parse_plan
 from shared.services.close.reports import summary_text
 from shared.tenants import OFFBOARDED, Tenant
-from tests.stack import call, running_stack
+from tests.integration.stack import call, running_stack
 
 UTC = timezone.utc
 SEPTEMBER, OCTOBER = Period(2026, 9), Period(2026, 10)

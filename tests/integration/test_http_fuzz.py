@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.stack import FUNCTION_KEY, call, running_stack
+from tests.integration.stack import FUNCTION_KEY, call, running_stack
 
 CLIENT = "5b1f2e3d-6c7a-4b8e-9f10-1a2b3c4d5e6f"
 CASES = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.tenants import ACTIVE, AWAITING_CONSENT
-from tests.stack import call, running_stack, wait_for
+from tests.integration.stack import call, running_stack, wait_for
 
 APP_ID = "11111111-2222-4333-8444-555555555555"
 CLIENT = "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"
