@@ -98,8 +98,19 @@ class Onboarding:
                 "sync": [r.sentence() for r in reports]}
 
     async def retry_awaiting_consent(self) -> list[JsonObject]:
-        """Tries the baseline of every tenant awaiting consent again (the daily timer)."""
-        return [await self.activate(tenant) for tenant in self.tenants.all() if tenant.status == AWAITING_CONSENT]
+        """Tries the baseline of every tenant awaiting consent again (the daily timer); one that
+        fails otherwise is logged and left awaiting consent, the others go on."""
+        results = []
+        for tenant in self.tenants.all():
+            if tenant.status != AWAITING_CONSENT:
+                continue
+            try:
+                results.append(await self.activate(tenant))
+            except Exception as error:  # noqa: BLE001 - tried again tomorrow; the others go on
+                self.tenants.update(tenant.tenant_id, status=AWAITING_CONSENT)
+                log.warning("%s (%s) is still awaiting consent: its baseline failed (%s); tried again tomorrow.",
+                            tenant.name, tenant.tenant_id, error)
+        return results
 
     async def offboard(self, tenant_id: str) -> JsonObject:
         """Deletes the Graph subscription and ends the service now: the month under way is still

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.tenants import OFFBOARDED
 from tests.integration.stack import FUNCTION_KEY, call, running_stack
 
 CLIENT = "5b1f2e3d-6c7a-4b8e-9f10-1a2b3c4d5e6f"
@@ -35,6 +36,9 @@ def stack(azurite):
         status, _, body = call(host, "POST", "/api/tenants", onboarding())
         assert status == 201, body
         yield sim, host, app
+        for tenant in app.tenants.all():  # what the fuzz onboarded: no other module's timers work on it
+            if tenant.status != OFFBOARDED:
+                app.tenants.update(tenant.tenant_id, status=OFFBOARDED)
 
 
 def ask(host, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
