@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.billing.errors import InputError
+from shared.billing.holds import check_overrides
 from shared.billing.money import check_currency, format_price, parse_decimal
 
 PRORATION_POLICIES = ("daily", "none")
@@ -29,6 +30,7 @@ class Plan:
     require_license: bool = False
     exclude_upn_patterns: tuple[str, ...] = ()
     tax_rate: Decimal = Decimal("0")
+    holds: Mapping[str, object] = field(default_factory=dict)  # overrides of the HOLD_* settings (billing/holds.py)
     accounting: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # item or "*" -> {account_code, tax_type}
     tax_category: str | None = None  # S/Z/E/AE; None: S with a tax rate, Z without
     tax_exemption_reason: str = ""  # the law the exemption or reverse charge rests on (E, AE)
@@ -49,6 +51,7 @@ class Plan:
             "include_guests": self.include_guests, "include_disabled": self.include_disabled,
             "require_license": self.require_license,
             "exclude_upn_patterns": list(self.exclude_upn_patterns), "tax_rate": str(self.tax_rate),
+            **({"holds": dict(self.holds)} if self.holds else {}),
             **({"accounting": {item: dict(codes) for item, codes in self.accounting.items()}}
                if self.accounting else {}),
             **({"tax_category": self.tax_category} if self.tax_category else {}),
@@ -120,6 +123,7 @@ def _parse_plan(data: object) -> Plan:
         require_license=_flag(data, "require_license"),
         exclude_upn_patterns=tuple(patterns),
         tax_rate=parse_decimal(data.get("tax_rate", "0"), "tax_rate"),
+        holds=check_overrides(data.get("holds")),
         accounting=_accounting(data.get("accounting")),
         tax_category=_tax_category(data),
         tax_exemption_reason=_optional_text(data, "tax_exemption_reason"),
