@@ -146,6 +146,14 @@ def test_the_invoice_preview_never_fails(stack, tenant, period, keep_slash):
 
 
 @CASES
+@given(tenant=st.one_of(st.just(CLIENT), nasty_text), period=nasty_text, keep_slash=st.booleans())
+def test_the_e_invoice_route_never_fails(stack, tenant, period, keep_slash):
+    status, _ = ask(stack[1], "GET", f"/api/tenants/{path_id(tenant, keep_slash)}/invoices/"
+                                     f"{path_id(period, keep_slash)}/ubl")
+    assert 400 <= status < 500  # nothing was closed: 404, or 400 for a bad tenant id or period
+
+
+@CASES
 @given(tenant=st.one_of(st.just(CLIENT), nasty_text), wanted=st.one_of(st.none(), nasty_text), keep_slash=st.booleans())
 def test_the_reconciliation_never_fails(stack, tenant, wanted, keep_slash):
     query = "" if wanted is None else "?" + urlencode({"format": wanted})
