@@ -1,7 +1,10 @@
 """./dev graph-sim: run the Graph simulator on 127.0.0.1 until Ctrl-C.
 
 Drive it from another process through its control API (`/_sim/...`, JSON, no auth), e.g.
-  curl -s -XPOST localhost:PORT/_sim/tenants -d '{"tenant_id": "contoso", "name": "Contoso"}'
+  curl -s -XPOST localhost:PORT/_sim/tenants -d '{"tenant_id": "contoso", "name": "Contoso",
+       "roles": ["User.Read.All", "LicenseAssignment.Read.All"]}'
+A tenant holds only the application permissions granted to it (--tenant grants what
+docs/deploy.md grants a client tenant); anything else answers 403, as Graph does.
 Graph clients use base URL http://127.0.0.1:PORT/v1.0 and token `sim-token.{tenant_id}`."""
 from __future__ import annotations
 
@@ -20,12 +23,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--delta-page-size", type=int, default=None, help="users per delta page (default 100)")
     args = parser.parse_args(argv)
 
+    from devtools.grants import consent_client
     from devtools.graph_sim import GraphSimulator
 
     sim = GraphSimulator(port=args.port, outbox_dir=args.outbox_dir)
     for spec in args.tenant:
         parts = [p.strip() or None for p in spec.split(",")]
         sim.add_tenant(parts[0], *(parts[1:3]))
+        consent_client(sim, parts[0])
     if args.delta_page_size:
         sim.set_delta_page_size(args.delta_page_size)
     sim.start()

@@ -19,6 +19,7 @@ from devtools.graph_sim import GraphSimulator
 from tests.graph_sim_helpers import WebhookReceiver, graph_client
 
 UTC = timezone.utc
+DIRECTORY_ROLES = ("User.Read.All", "LicenseAssignment.Read.All")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,7 +55,7 @@ def sim(running_sim):
 @pytest.fixture
 def tenant(sim):
     tid = str(uuid.uuid4())
-    sim.add_tenant(tid, "Contoso", "contoso.example")
+    sim.add_tenant(tid, "Contoso", "contoso.example", roles=DIRECTORY_ROLES)
     sim.add_sku(tid, "SPE_E3", prepaid=10)
     sim.add_sku(tid, "EXCHANGESTANDARD", prepaid=5)
     return tid
@@ -201,7 +202,7 @@ def test_delta_tokens_of_one_tenant_are_unknown_to_another(sim, tenant):
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     other = str(uuid.uuid4())
-    sim.add_tenant(other, "Fabrikam")
+    sim.add_tenant(other, "Fabrikam", roles=DIRECTORY_ROLES)
     link = run(full_delta(graph_client(sim.base_url, tenant)))[-1].odata_delta_link
     with pytest.raises(ODataError) as err:
         run(graph_client(sim.base_url, other).users.delta.with_url(link).get())
@@ -217,7 +218,7 @@ def test_users_are_read_with_select_and_by_upn_and_isolated_per_tenant(sim, tena
     uid = sim.create_user(tenant, "Ada Lovelace", "ada@contoso.example", skus=["SPE_E3"])
     guest = sim.create_user(tenant, "Guest Person", user_type="Guest")
     other = str(uuid.uuid4())
-    sim.add_tenant(other, "Fabrikam")
+    sim.add_tenant(other, "Fabrikam", roles=DIRECTORY_ROLES)
     client = graph_client(sim.base_url, tenant)
 
     default = run(client.users.by_user_id(uid).get())
@@ -521,6 +522,7 @@ def msp(sim):
     tid = str(uuid.uuid4())
     sim.add_tenant(tid, "MSP", "msp.example")
     sim.create_user(tid, "Billing", "billing@msp.example")
+    sim.grant_mailbox(tid, "billing@msp.example", "Mail.Send", "Mail.ReadWrite", "Mail.Read")
     return tid
 
 
@@ -545,6 +547,7 @@ def test_send_mail_refuses_a_mailbox_of_another_tenant_and_an_inline_attachment_
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
+    sim.grant(tenant, "Mail.Send")  # even with Mail.Send in its own tenant
     with pytest.raises(ODataError) as foreign:
         run(graph_client(sim.base_url, tenant).users.by_user_id("billing@msp.example").send_mail.post(
             SendMailPostRequestBody(message=mail_message("Hi"))))
@@ -591,7 +594,8 @@ def test_an_attachment_over_3_mb_goes_through_an_upload_session_and_the_draft_is
                 answers.append(await raw.put(session.upload_url, content=piece, headers={
                     "Content-Range": f"bytes {start}-{start + len(piece) - 1}/{len(data)}",
                     "Content-Type": "application/octet-stream"}))
-            out_of_order = await raw.put(session.upload_url, content=b"x", headers={"Content-Range": f"bytes 5-5/{len(data)}"})
+            out_of_order = await raw.put(session.upload_url, content=b"x", headers={
+                "Content-Range": f"bytes 5-5/{len(data)}", "Content-Type": "application/octet-stream"})
         await mailbox.messages.by_message_id(draft.id).send.post()
         return answers, out_of_order
 
@@ -626,7 +630,8 @@ def test_the_control_api_over_http_drives_the_directory_clock_and_outbox(sim):
     control = httpx.Client(base_url=sim.control_url)
     tid = "tenant-over-http"
 
-    assert control.post("/tenants", json={"tenant_id": tid, "name": "Northwind", "domain": "northwind.example"}).status_code == 200
+    assert control.post("/tenants", json={"tenant_id": tid, "name": "Northwind", "domain": "northwind.example",
+                                          "roles": ["User.Read.All"]}).status_code == 200
     sku = control.post(f"/tenants/{tid}/skus", json={"sku_part_number": "SPE_E5", "prepaid": 3}).json()["skuId"]
     uid = control.post(f"/tenants/{tid}/users", json={"display_name": "Remote", "skus": ["SPE_E5"],
                                                      "created": "2026-01-02T03:04:05Z"}).json()["id"]
@@ -638,6 +643,9 @@ def test_the_control_api_over_http_drives_the_directory_clock_and_outbox(sim):
 
     graph = httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer sim-token.{tid}"})
     assert graph.get("/subscribedSkus").status_code == 429
+    assert graph.get("/subscribedSkus").json()["error"]["code"] == "Authorization_RequestDenied"
+    assert control.post(f"/tenants/{tid}/grant", json={"roles": ["LicenseAssignment.Read.All"]}).status_code == 200
+    assert graph.get("/subscribedSkus").status_code == 200
     user = graph.get(f"/users/{uid}", params={"$select": "accountEnabled,assignedLicenses,createdDateTime"}).json()
     assert user["accountEnabled"] is False and user["assignedLicenses"][0]["skuId"] == sku
     assert user["createdDateTime"] == "2026-01-02T03:04:05Z"

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.app import get_app
-from tests.stack import call, running_stack, wait_for
+from tests.stack import add_client_tenant, call, running_stack, wait_for
 
 CONTOSO = "8f2c6a1e-4b7d-4c1a-9e55-2d0f3b7a9c10"
 FABRIKAM = "3a9d1b44-7c2e-4f1d-b6a8-5e0c9f2d7b31"
@@ -26,7 +26,7 @@ def onboarding(tenant_id, name, **plan):
 def stack(azurite):
     with running_stack(azurite.connection_string) as (sim, host, app):
         for tenant_id, name in ((CONTOSO, "Contoso Ltd"), (FABRIKAM, "Fabrikam Inc")):
-            sim.add_tenant(tenant_id, name, f"{name.split()[0].lower()}.example")
+            add_client_tenant(sim, tenant_id, name, f"{name.split()[0].lower()}.example")
             sim.add_sku(tenant_id, "SPB", prepaid=25)
             sim.add_sku(tenant_id, "E3", prepaid=5)
         sim.create_user(CONTOSO, "Ann Lee", "ann@contoso.example", skus=["SPB"])
@@ -178,7 +178,7 @@ def test_an_expired_subscription_is_created_again_by_the_renewal_timer(stack):
 def test_offboarding_deletes_the_subscription_and_keeps_the_ledger(stack):
     sim, host, app = stack
     tenant_id = str(uuid.uuid4())
-    sim.add_tenant(tenant_id, "Litware", "litware.example")
+    add_client_tenant(sim, tenant_id, "Litware", "litware.example")
     sim.create_user(tenant_id, "Io Leaving", "io@litware.example")
     assert call(host, "POST", "/api/tenants", onboarding(tenant_id, "Litware Co"))[0] == 201
     assert call(host, "DELETE", f"/api/tenants/{tenant_id}")[0] == 200

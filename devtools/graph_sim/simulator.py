@@ -107,8 +107,22 @@ class GraphSimulator:
         return self.clock.advance(delta)
 
     # ------------------------------------------------------------------ directory
-    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None) -> dict:
-        return self.state.add_tenant(tenant_id, name, domain)
+    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None, *,
+                   roles: Iterable[str] = ()) -> dict:
+        """A tenant whose admin consented to the application permissions `roles` (none by
+        default: every Graph call then answers 403, as Graph does)."""
+        return self.state.add_tenant(tenant_id, name, domain, roles)
+
+    def grant(self, tenant_id: str, *roles: str) -> list[str]:
+        """Admin consent of application permissions in the tenant (tokens carry them)."""
+        return self.state.grant(tenant_id, roles)
+
+    def revoke(self, tenant_id: str, *roles: str) -> list[str]:
+        return self.state.revoke(tenant_id, roles)
+
+    def grant_mailbox(self, tenant_id: str, mailbox: str, *roles: str) -> list[str]:
+        """Exchange RBAC for Applications: mail permissions scoped to one mailbox."""
+        return self.state.grant_mailbox(tenant_id, mailbox, roles)
 
     def tenants(self) -> list[dict]:
         with self.state.lock:
@@ -246,8 +260,9 @@ class GraphSimulator:
 
     # ------------------------------------------------------------------ request log
     def _record_request(self, method: str, path: str, status: int, tenant: str | None,
-                        started: float, error: str | None = None) -> None:
+                        started: float, error: str | None = None, operations: list[str] | None = None) -> None:
         entry = {"method": method, "path": path, "status": status, "tenantId": tenant,
+                 "operations": list(operations or []),
                  "ms": round((time.monotonic() - started) * 1000, 1),
                  "at": graph_datetime(self.clock.now(), fraction=True)}
         if error:

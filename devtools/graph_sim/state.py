@@ -22,6 +22,7 @@ from typing import Any, Iterable, Protocol
 from urllib.parse import urlsplit
 
 from .clock import SimClock, as_utc, graph_datetime, parse_graph_datetime
+from .permissions import OPERATIONS, denial
 
 MAX_SUBSCRIPTION_MINUTES = 41_760
 USER_SUBSCRIPTION_QUOTA = 100
@@ -170,6 +171,8 @@ class Tenant:
     delta_epoch: int = 0
     replay_next_delta: bool = False
     drop_next: int = 0
+    roles: set[str] = field(default_factory=set)  # application permissions consented in the tenant
+    mailbox_roles: dict[str, set[str]] = field(default_factory=dict)  # user id -> RBAC for Applications
 
     def bump(self) -> int:
         self.seq += 1
@@ -368,7 +371,8 @@ class DirectoryState:
         return None
 
     # ------------------------------------------------------------------ control: directory
-    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None) -> dict:
+    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None,
+                   roles: Iterable[str] = ()) -> dict:
         with self.lock:
             if tenant_id in self.tenants:
                 raise ControlError(f"tenant {tenant_id} exists")
@@ -377,14 +381,70 @@ class DirectoryState:
             name = name or f"Tenant {tenant_id[:8]}"
             domain = domain or f"{_slug(name).replace('.', '')}.onmicrosoft.com"
             self.tenants[tenant_id] = Tenant(tenant_id, name, domain, new_guid())
+            self.grant(tenant_id, roles)
             return self.tenant_json(tenant_id)
+
+    # ------------------------------------------------------------------ permissions
+    @staticmethod
+    def _known_permissions(permissions: Iterable[str]) -> set[str]:
+        known = {p for op in OPERATIONS.values() for p in op.allowed}
+        wanted = {str(p) for p in permissions}
+        unknown = wanted - known
+        if unknown:
+            raise ControlError(f"unknown application permission(s) {sorted(unknown)}; the simulator knows {sorted(known)}")
+        return wanted
+
+    def grant(self, tenant_id: str, roles: Iterable[str]) -> list[str]:
+        """Admin consent in the tenant: tokens for it carry these application permissions."""
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            tenant.roles |= self._known_permissions(roles)
+            return sorted(tenant.roles)
+
+    def revoke(self, tenant_id: str, roles: Iterable[str]) -> list[str]:
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            tenant.roles -= set(roles)
+            return sorted(tenant.roles)
+
+    def grant_mailbox(self, tenant_id: str, mailbox: str, roles: Iterable[str]) -> list[str]:
+        """Exchange RBAC for Applications: `New-ManagementRoleAssignment -Role "Application
+        Mail.Send" -CustomResourceScope` limited to one mailbox."""
+        wanted = self._known_permissions(roles)
+        if any(not p.startswith("Mail.") for p in wanted):
+            raise ControlError("RBAC for Applications in Exchange grants mail permissions only")
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            user = self._find_live_user(tenant, mailbox)
+            if user is None:
+                raise ControlNotFound(f"no mailbox {mailbox!r} in tenant {tenant_id}")
+            held = tenant.mailbox_roles.setdefault(user.id, set())
+            held |= wanted
+            return sorted(held)
+
+    def authorize(self, tenant_id: str, operation: str, mailbox: str | None = None) -> None:
+        """Raises Graph's 403 unless the token (or, for mail, a mailbox-scoped role
+        assignment) holds one of the permissions the operation's doc page lists."""
+        op = OPERATIONS[operation]
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            held = set(tenant.roles)
+            if mailbox is not None:
+                user = self._find_live_user(tenant, mailbox)
+                if user is not None:
+                    held |= tenant.mailbox_roles.get(user.id, set())
+            if held.isdisjoint(op.allowed):
+                code, message = denial(op)
+                raise GraphError(403, code, message)
 
     def tenant_json(self, tenant_id: str) -> dict:
         with self.lock:
             t = self.tenant(tenant_id)
             return {"tenantId": t.id, "name": t.name, "domain": t.domain,
                     "users": sum(1 for u in t.users.values() if u.status == "active"),
-                    "skus": [s.part_number for s in t.skus.values()]}
+                    "skus": [s.part_number for s in t.skus.values()], "roles": sorted(t.roles),
+                    "mailboxRoles": {t.users[uid].upn: sorted(r) for uid, r in t.mailbox_roles.items()
+                                     if uid in t.users}}
 
     def add_sku(self, tenant_id: str, part_number: str, prepaid: int | dict = 0,
                 sku_id: str | None = None) -> str:
