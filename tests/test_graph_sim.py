@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -123,7 +124,7 @@ def test_a_full_delta_sync_pages_with_next_links_until_a_delta_link_with_only_se
     assert all(set(u) == {"id", "displayName"} for u in raw["value"]) and "@odata.deltaLink" in raw
 
 
-def test_an_incremental_delta_returns_each_changed_user_once_with_removed_markers_and_restores(sim, tenant):
+def test_an_incremental_delta_returns_each_change_in_order_with_only_the_changed_properties_removed_markers_and_restores(sim, tenant):
     keep, soft, hard, licensed, quiet = (sim.create_user(tenant, name) for name in ("Keep", "Soft", "Hard", "Licensed", "Quiet"))
     client = graph_client(sim.base_url, tenant)
     delta_link = run(full_delta(client))[-1].odata_delta_link
@@ -135,14 +136,19 @@ def test_an_incremental_delta_returns_each_changed_user_once_with_removed_marker
     sim.update_user(tenant, quiet, mail="elsewhere@contoso.example")  # mail is not selected: not tracked
     added = sim.create_user(tenant, "Newcomer")
     pages = run(follow(client, delta_link))
-    changes = {u.id: u for u in users_of(pages)}
+    entries = users_of(pages)
+    changes = {u.id: u for u in entries}
 
-    assert set(changes) == {soft, hard, licensed, added}
+    # delta-query-overview: one entity may come several times, each entry with the changed
+    # properties (and id) only
+    assert [u.id for u in entries] == [soft, hard, licensed, licensed, added]
     assert changes[soft].additional_data["@removed"] == {"reason": "changed"}
     assert changes[hard].additional_data["@removed"] == {"reason": "deleted"}
-    assert changes[licensed].account_enabled is False
-    assert [str(a.sku_id) for a in changes[licensed].assigned_licenses] == [sim.sku_id(tenant, "SPE_E3")]
-    assert "@removed" not in changes[added].additional_data
+    licence_entry, disable_entry = [u for u in entries if u.id == licensed]
+    assert [str(a.sku_id) for a in licence_entry.assigned_licenses] == [sim.sku_id(tenant, "SPE_E3")]
+    assert licence_entry.account_enabled is None and licence_entry.display_name is None
+    assert disable_entry.account_enabled is False and disable_entry.assigned_licenses is None
+    assert "@removed" not in changes[added].additional_data and changes[added].display_name == "Newcomer"
 
     sim.restore_user(tenant, soft)
     again = users_of(run(follow(client, pages[-1].odata_delta_link)))
@@ -162,7 +168,7 @@ def test_delta_token_latest_gives_no_users_and_a_fresh_delta_link(sim, tenant):
     assert [u.id for u in users_of(run(follow(client, latest.odata_delta_link)))] == [added]
 
 
-def test_an_unknown_expired_or_invalidated_delta_token_is_410_sync_state_not_found(sim, tenant):
+def test_an_unknown_expired_or_invalidated_delta_token_is_400_sync_state_not_found_or_another_expiry_form(sim, tenant):
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     sim.create_user(tenant, "Someone")
@@ -172,18 +178,27 @@ def test_an_unknown_expired_or_invalidated_delta_token_is_410_sync_state_not_fou
     with pytest.raises(ODataError) as unknown:
         run(client.users.delta.with_url(f"{sim.base_url}/users/delta()?$deltatoken=made-up").get())
     status, code, message = odata_error(unknown)
-    assert (status, code) == (410, "syncStateNotFound") and "unknown" in message
+    assert (status, code) == (400, "syncStateNotFound") and "unknown" in message
 
     sim.advance(timedelta(days=7, minutes=1))
     with pytest.raises(ODataError) as stale:
         run(client.users.delta.with_url(link).get())
-    assert odata_error(stale)[:2] == (410, "syncStateNotFound") and "7 days" in odata_error(stale)[2]
+    assert odata_error(stale)[:2] == (400, "syncStateNotFound") and "7 days" in odata_error(stale)[2]
 
     fresh = run(full_delta(client))[-1].odata_delta_link
     sim.invalidate_delta_tokens(tenant)
     with pytest.raises(ODataError) as invalidated:
         run(client.users.delta.with_url(fresh).get())
-    assert odata_error(invalidated)[:2] == (410, "syncStateNotFound") and "invalidated" in odata_error(invalidated)[2]
+    assert odata_error(invalidated)[:2] == (400, "syncStateNotFound") and "reset" in odata_error(invalidated)[2]
+
+    for form, status, code in (("gone", 410, "syncStateNotFound"), ("resyncRequired", 410, "resyncRequired"),
+                               ("Directory_ExpiredPageToken", 400, "Directory_ExpiredPageToken")):
+        fresh = run(full_delta(client))[-1].odata_delta_link
+        sim.invalidate_delta_tokens(tenant, form)
+        answer = httpx.get(fresh, headers={"Authorization": f"Bearer sim-token.{tenant}"})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+        if form == "resyncRequired":  # where to start over: a round without a token
+            assert "deltatoken" not in answer.headers["Location"] and "$select=" in answer.headers["Location"]
 
 
 def test_a_replayed_delta_returns_every_live_user_again(sim, tenant):
@@ -206,7 +221,7 @@ def test_delta_tokens_of_one_tenant_are_unknown_to_another(sim, tenant):
     link = run(full_delta(graph_client(sim.base_url, tenant)))[-1].odata_delta_link
     with pytest.raises(ODataError) as err:
         run(graph_client(sim.base_url, other).users.delta.with_url(link).get())
-    assert odata_error(err)[:2] == (410, "syncStateNotFound")
+    assert odata_error(err)[:2] == (400, "syncStateNotFound")
 
 
 # ---------------------------------------------------------------------- users and SKUs
@@ -447,7 +462,7 @@ def test_directory_changes_are_notified_in_order_with_client_state_tenant_and_re
 
 def test_failed_deliveries_are_retried_and_dropped_notifications_never_arrive(sim, tenant, receiver):
     run(graph_client(sim.base_url, tenant).subscriptions.post(new_subscription(sim, receiver)))
-    receiver.status_script = [503, 500]
+    receiver.status_script = [503, 400]  # any non-2xx is retried
 
     kept = sim.create_user(tenant, "Retried")
     sim.drop_next_notifications(tenant, 1)
@@ -457,7 +472,7 @@ def test_failed_deliveries_are_retried_and_dropped_notifications_never_arrive(si
     assert [i["resourceData"]["id"] for i in receiver.accepted_items()] == [kept]
     log = [e for e in sim.delivery_log if e["kind"] == "change"]
     assert [(e["outcome"], e["status"]) for e in log if e["outcome"] != "dropped"] == [
-        ("retrying", 503), ("retrying", 500), ("ok", 202)]
+        ("retrying", 503), ("retrying", 400), ("ok", 202)]
     assert [e["resources"] for e in log if e["outcome"] == "dropped"] == [[f"Users/{lost}"]]
     assert lost not in json.dumps(receiver.posts)
 
@@ -478,8 +493,10 @@ def test_lifecycle_notifications_go_to_the_lifecycle_url_and_subscription_remove
     sub = run(client.subscriptions.post(new_subscription(sim, receiver)))
 
     sim.send_lifecycle(sub.id, "reauthorizationRequired")
-    sim.send_lifecycle(sub.id, "missed")
-    sim.send_lifecycle(sub.id, "subscriptionRemoved")
+    with pytest.raises(ValueError, match="only reauthorizationRequired"):
+        sim.send_lifecycle(sub.id, "missed")  # Graph sends users no other lifecycle event
+    sim.send_lifecycle(sub.id, "missed", unusual=True)
+    sim.send_lifecycle(sub.id, "subscriptionRemoved", unusual=True)
     assert sim.wait_deliveries(5)
 
     items = receiver.accepted_items("/lifecycle")
@@ -667,3 +684,87 @@ def test_the_graph_sim_command_serves_until_stopped(tmp_path):
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_a_change_shows_in_delta_only_after_the_replication_delay_though_its_notification_leaves_at_once(
+        sim, tenant, receiver):
+    client = graph_client(sim.base_url, tenant)
+    run(client.subscriptions.post(new_subscription(sim, receiver)))
+    uid = sim.create_user(tenant, "Early")
+    link = run(full_delta(client))[-1].odata_delta_link
+    sim.set_replication_delay(0.6)
+    try:
+        sim.disable_user(tenant, uid)
+        assert sim.wait_deliveries(5) and receiver.accepted_items()[-1]["resourceData"]["id"] == uid
+        pages = run(follow(client, link))
+        assert users_of(pages) == []
+        time.sleep(0.7)
+        later = users_of(run(follow(client, pages[-1].odata_delta_link)))  # the newer link still holds it
+        assert [(u.id, u.account_enabled) for u in later] == [(uid, False)]
+    finally:
+        sim.set_replication_delay(0)
+
+
+def test_subscribed_skus_tell_company_wide_free_and_lapsing_subscriptions_apart(sim, tenant):
+    sim.add_sku(tenant, "FLOW_FREE", prepaid=10_000)
+    sim.add_sku(tenant, "AAD_PREMIUM_P2_COMPANY", prepaid=1, applies_to="Company")
+    sim.set_sku_status(tenant, "EXCHANGESTANDARD", "Warning")
+    sim.set_prepaid_units(tenant, "EXCHANGESTANDARD", 0, warning=5)
+    with pytest.raises(ValueError, match="company"):
+        sim.create_user(tenant, "Nobody", skus=["AAD_PREMIUM_P2_COMPANY"])
+    skus = {s["skuPartNumber"]: s for s in sim.skus(tenant)}
+    assert skus["AAD_PREMIUM_P2_COMPANY"]["appliesTo"] == "Company"
+    assert skus["FLOW_FREE"]["prepaidUnits"]["enabled"] == 10_000 and skus["FLOW_FREE"]["appliesTo"] == "User"
+    assert skus["EXCHANGESTANDARD"]["capabilityStatus"] == "Warning"
+    assert skus["EXCHANGESTANDARD"]["prepaidUnits"] == {"enabled": 0, "suspended": 0, "warning": 5, "lockedOut": 0}
+    assert all(len(s["subscriptionIds"]) == 1 for s in skus.values())
+
+
+def test_a_notification_answered_too_slowly_counts_as_failed_and_is_retried(sim, tenant):
+    import socket
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if "validationToken" in self.path:
+                token = self.path.split("validationToken=")[1]
+                from urllib.parse import unquote
+                payload = unquote(token).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(3.5)  # Graph waits about 3 s
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+        body = {"changeType": "updated", "resource": "/users", "notificationUrl": url,
+                "expirationDateTime": (sim.now() + timedelta(hours=1)).isoformat()}
+        answer = httpx.post(f"{sim.base_url}/subscriptions", json=body,
+                            headers={"Authorization": f"Bearer sim-token.{tenant}"}, timeout=30)
+        assert answer.status_code == 201
+        sim.create_user(tenant, "Slowly Answered")
+        assert sim.wait_deliveries(10)
+        outcomes = [(e["outcome"], e["status"]) for e in sim.delivery_log if e["kind"] == "change"]
+        assert outcomes[0][0] == "retrying" and outcomes[0][1] is None and outcomes[-1] == ("ok", 202)
+        assert len(calls) == 2
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -30,7 +30,13 @@ class GraphError(RuntimeError):
 
 
 class DeltaExpired(GraphError):
-    """The stored delta link is too old or unknown (410 Gone): a full sync is needed."""
+    """The stored delta link (or a page link) can no longer be used: a full sync is needed."""
+
+
+# Every way Graph says "start over" (delta-query-overview; graph-facts.md): users usually answer
+# 400 syncStateNotFound; a 410 Gone (with or without a Location to a fresh round), resyncRequired
+# and Directory_ExpiredPageToken exist too.
+DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "Directory_ExpiredPageToken"})
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ def _wrap(error: Exception) -> GraphError:
     detail = getattr(error, "error", None)
     code = getattr(detail, "code", None)
     message = getattr(detail, "message", None) or str(error)
-    kind = DeltaExpired if status == 410 or code in {"syncStateNotFound", "resyncRequired"} else GraphError
+    kind = DeltaExpired if status == 410 or code in DELTA_EXPIRED_CODES else GraphError
     return kind(status, code, message)
 
 
