@@ -93,8 +93,9 @@ class Prorata:
         """The current time from this app's clock (services hold this method, not the clock)."""
         return self.clock()
 
-    def enqueue(self, queue: str, message: dict[str, Any]) -> None:
-        self.storage.queue(queue).send_message(json.dumps(message))
+    def enqueue(self, queue: str, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
+        """Sends the message; with delay_seconds it stays invisible that long (visibility_timeout)."""
+        self.storage.queue(queue).send_message(json.dumps(message), visibility_timeout=delay_seconds or None)
 
 
 _lock = threading.Lock()

@@ -42,6 +42,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+    "SYNC_RECHECK_SECONDS": ("30,120,600", "delays before re-checking notified users a delta did not show yet"),
 }
 
 

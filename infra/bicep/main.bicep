@@ -105,6 +105,9 @@ param subscriptionRenewBeforeMinutes string = '1440'
 @description('WEBHOOK_MAX_BODY_BYTES: largest notification body accepted (413 above).')
 param webhookMaxBodyBytes string = '1048576'
 
+@description('SYNC_RECHECK_SECONDS: delays before re-checking notified users a delta did not show yet.')
+param syncRecheckSeconds string = '30,120,600'
+
 @description('GRAPH_BASE_URL: Microsoft Graph endpoint.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -211,6 +214,7 @@ var appSettings = {
   BRAND_PRIMARY_COLOR: brandPrimaryColor
   BRAND_ACCENT_COLOR: brandAccentColor
   WEBHOOK_MAX_BODY_BYTES: webhookMaxBodyBytes
+  SYNC_RECHECK_SECONDS: syncRecheckSeconds
 }
 
 module functionApp 'modules/functionapp.bicep' = {

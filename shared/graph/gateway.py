@@ -59,6 +59,11 @@ class SkuInfo:
     part_number: str
     consumed_units: int
     enabled_units: int
+    applies_to: str = "User"            # "Company": a company-wide SKU, never a user's seat
+    capability_status: str = "Enabled"  # Warning / Suspended / LockedOut: the subscription is lapsing
+    warning_units: int = 0              # prepaidUnits.warning, .suspended, .lockedOut
+    suspended_units: int = 0
+    locked_out_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -135,9 +140,14 @@ class GraphGateway:
 
     async def subscribed_skus(self, tenant_id: str) -> list[SkuInfo]:
         result = await self._call(self.client(tenant_id).subscribed_skus.get())
+        def units(sku: Any, name: str) -> int:
+            return int(getattr(sku.prepaid_units, name, None) or 0) if sku.prepaid_units else 0
+
         return [SkuInfo(sku_id=str(sku.sku_id), part_number=sku.sku_part_number or str(sku.sku_id),
-                        consumed_units=sku.consumed_units or 0,
-                        enabled_units=(sku.prepaid_units.enabled or 0) if sku.prepaid_units else 0)
+                        consumed_units=sku.consumed_units or 0, enabled_units=units(sku, "enabled"),
+                        applies_to=sku.applies_to or "User", capability_status=sku.capability_status or "Enabled",
+                        warning_units=units(sku, "warning"), suspended_units=units(sku, "suspended"),
+                        locked_out_units=units(sku, "locked_out"))
                 for sku in result.value or []]
 
     # --- subscriptions -----------------------------------------------------------------------

@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.services.sync import SyncReport, run_sync_request, sync_tenant
+from shared.messages import SYNC_QUEUE
+from shared.services.sync import SyncReport, recheck_of, run_sync_request, sync_tenant, unseen_users
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
 
 log = logging.getLogger("prorata.tenants")
@@ -106,4 +107,15 @@ async def handle_sync_request(app: Any, message: dict[str, Any]) -> list[SyncRep
             log.warning("Tenant %s: Graph says notifications were missed; running a delta.", tenant_id)
     received = message.get("received_at")
     requested_at = datetime.fromtimestamp(received, timezone.utc) if isinstance(received, (int, float)) else None
-    return await sync(app, tenant_id, requested_at)
+    reports = await sync(app, tenant_id, requested_at)
+    missing = unseen_users(message, reports)
+    follow = recheck_of(message, missing, [int(s) for s in app.settings.csv("SYNC_RECHECK_SECONDS")])
+    if follow is not None:
+        request, delay = follow
+        app.enqueue(SYNC_QUEUE, request, delay_seconds=delay)
+        log.info("Tenant %s: %d notified user(s) not in the delta yet (Graph's replication delay); "
+                 "checking again in %d s (re-check %d).", tenant_id, len(missing), delay, request["recheck"])
+    elif missing:
+        log.warning("Tenant %s: %d notified user(s) still not in a delta after the re-checks (a change Prorata "
+                    "does not track, or a slow replication: the daily delta catches it).", tenant_id, len(missing))
+    return reports

@@ -1,20 +1,23 @@
 """Turning Graph's view of a tenant's users into ledger records.
 
 A delta query returns the users changed since the stored delta link (or all users, for the
-baseline and after a 410). Each becomes an observation merged onto the user's stored state;
-the ledger appends only real changes, so replays and duplicates cost nothing.
+baseline and after the link expired). One response may hold the same user several times, each
+entry carrying only the changed properties (delta-query-overview): the entries are merged in
+order onto a running state of each user (starting from the stored state), and the user's final
+state is appended; the ledger appends only real changes, so replays and duplicates cost nothing.
 Effective time: createdDateTime for a user the ledger has never seen, else the time observed.
 """
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
 
 from shared.billing import Observation
 from shared.graph.gateway import DeltaExpired, DirectoryUser
+from shared.services.notifications import MAX_TRACKED_USERS
 
 log = logging.getLogger("prorata.sync")
 
@@ -27,6 +30,7 @@ class SyncReport:
     records: int
     full: bool
     skipped: str | None = None
+    seen: frozenset[str] = field(default_factory=frozenset)  # the user ids Graph returned
 
     def sentence(self) -> str:
         if self.skipped:
@@ -79,11 +83,17 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
     if assigned - set(sku_names):
         sku_names = {sku.sku_id.lower(): sku.part_number for sku in await graph.subscribed_skus(tenant_id)}
     known = ledger.current_states(tenant_id) if full else ledger.states_of(tenant_id, {u.user_id for u in result.users})
-    observations = []
+    running: dict[str, Observation] = {}  # each user's state after the entries merged so far
     for user in result.users:
-        observation = observe(user, known.get(user.user_id), now, sku_names)
-        if observation is not None:
-            observations.append(observation)
+        before = running.get(user.user_id)
+        observation = observe(user, before or known.get(user.user_id), now, sku_names)
+        if observation is None:
+            continue
+        if before is not None:  # the user's effective time is that of its first entry
+            observation = replace(observation, at=before.at)
+        running.pop(user.user_id, None)  # keep the order of the latest entry
+        running[user.user_id] = observation
+    observations = list(running.values())
     if full:  # whoever Graph no longer lists is gone
         listed = {u.user_id for u in result.users}
         for user_id, state in known.items():
@@ -92,7 +102,37 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
                                                 state.user_type, state.account_enabled, state.skus, True))
     records = ledger.append(tenant_id, observations, observed_at=now, source="full-sync" if full else "delta")
     tenants.update(tenant_id, delta_link=result.delta_link, sku_names=sku_names)
-    return SyncReport(tenant_id, tenant.name, len(result.users), records, full)
+    return SyncReport(tenant_id, tenant.name, len(result.users), records, full,
+                      seen=frozenset(u.user_id for u in result.users))
+
+
+# Replication delay (graph-facts.md, delta-query-overview): a change can be notified before a
+# delta shows it. A notification whose users did not show in the delta that followed is
+# re-checked later, by a queue message made visible after each step of SYNC_RECHECK_SECONDS,
+# before it counts as covered; the daily delta remains the last resort.
+RECHECK = "recheck"
+
+
+def unseen_users(request: dict[str, Any], reports: list[SyncReport]) -> list[str]:
+    """The notified users no delta of these reports returned. Reports that skipped the tenant
+    mean nothing is to be checked; no report at all (another runner's delta covered the
+    request) means none was seen here."""
+    if any(r.skipped for r in reports):
+        return []
+    seen: set[str] = set()
+    for report in reports:
+        seen |= report.seen
+    return [user_id for user_id in request.get("user_ids") or [] if user_id not in seen]
+
+
+def recheck_of(request: dict[str, Any], missing: list[str], delays: list[int]) -> tuple[dict[str, Any], int] | None:
+    """The next re-check (message, seconds until it is visible), or None after the last step."""
+    step = request.get("recheck") if isinstance(request.get("recheck"), int) else 0
+    if not missing or step >= len(delays):
+        return None
+    # no received_at: the re-check runs a delta of its own (or joins one running), never "covered"
+    return {"tenant_id": request["tenant_id"], "reason": RECHECK, "user_ids": missing[:MAX_TRACKED_USERS],
+            "recheck": step + 1}, delays[step]
 
 
 async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],
