@@ -27,7 +27,8 @@ def stack_settings(connection_string: str, sim: GraphSimulator, host_port: int, 
             "MSP_TENANT_ID": MSP_TENANT, "INVOICE_MAILBOX": "billing@northwind-msp.example",
             "MONTH_END_SCHEDULE": "0 0 6 1 * *", "MONTH_END_CATCHUP_SCHEDULE": "0 0 0 1 1 *",
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
-            "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *", "BRAND_NAME": "Northwind MSP", **extra}
+            "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *", "BRAND_NAME": "Northwind MSP",
+            "SYNC_RECHECK_SECONDS": "1,2", **extra}
 
 
 @contextmanager

@@ -75,7 +75,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
-            "INVOICE_NUMBER_PREFIX": "NW-",
+            "INVOICE_NUMBER_PREFIX": "NW-", "SYNC_RECHECK_SECONDS": "1,2",
         }
         start = period.start("UTC") - timedelta(days=3)
         clock = Clock(sim, start)

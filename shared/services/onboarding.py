@@ -108,7 +108,7 @@ async def handle_sync_request(app: Any, message: dict[str, Any]) -> list[SyncRep
     received = message.get("received_at")
     requested_at = datetime.fromtimestamp(received, timezone.utc) if isinstance(received, (int, float)) else None
     reports = await sync(app, tenant_id, requested_at)
-    missing = unseen_users(message, reports)
+    missing = unseen_users(message, reports, requested_at)
     follow = recheck_of(message, missing, [int(s) for s in app.settings.csv("SYNC_RECHECK_SECONDS")])
     if follow is not None:
         request, delay = follow

@@ -10,7 +10,9 @@ Effective time: createdDateTime for a user the ledger has never seen, else the t
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
+from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
@@ -71,6 +73,7 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
     if tenant.status != "active":
         return SyncReport(tenant_id, tenant.name, 0, 0, False, skipped="tenant is offboarded")
     full = tenant.delta_link is None
+    started = clock()
     try:
         result = await graph.delta(tenant_id, tenant.delta_link)
     except DeltaExpired:
@@ -102,8 +105,26 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
                                                 state.user_type, state.account_enabled, state.skus, True))
     records = ledger.append(tenant_id, observations, observed_at=now, source="full-sync" if full else "delta")
     tenants.update(tenant_id, delta_link=result.delta_link, sku_names=sku_names)
-    return SyncReport(tenant_id, tenant.name, len(result.users), records, full,
-                      seen=frozenset(u.user_id for u in result.users))
+    seen = frozenset(u.user_id for u in result.users)
+    _remember(tenant_id, started, seen)
+    return SyncReport(tenant_id, tenant.name, len(result.users), records, full, seen=seen)
+
+
+_recent: dict[str, deque[tuple[datetime, frozenset[str]]]] = {}
+_recent_lock = threading.Lock()
+
+
+def _remember(tenant_id: str, started: datetime, seen: frozenset[str]) -> None:
+    """The users each delta of this process returned, by when it began (the last 50 per tenant),
+    so that a request covered by another request's delta can tell whether its users showed."""
+    with _recent_lock:
+        _recent.setdefault(tenant_id, deque(maxlen=50)).append((started, seen))
+
+
+def seen_since(tenant_id: str, since: datetime) -> set[str]:
+    """Users returned by deltas of this process that began at or after `since`."""
+    with _recent_lock:
+        return {user for started, users in _recent.get(tenant_id, ()) if started >= since for user in users}
 
 
 # Replication delay (graph-facts.md, delta-query-overview): a change can be notified before a
@@ -113,15 +134,17 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
 RECHECK = "recheck"
 
 
-def unseen_users(request: dict[str, Any], reports: list[SyncReport]) -> list[str]:
-    """The notified users no delta of these reports returned. Reports that skipped the tenant
-    mean nothing is to be checked; no report at all (another runner's delta covered the
-    request) means none was seen here."""
+def unseen_users(request: dict[str, Any], reports: list[SyncReport], requested_at: datetime | None = None) -> list[str]:
+    """The notified users no delta since the request returned: neither these reports nor (when
+    another request's delta covered this one) a delta of this process that began after it.
+    Reports that skipped the tenant mean nothing is to be checked."""
     if any(r.skipped for r in reports):
         return []
     seen: set[str] = set()
     for report in reports:
         seen |= report.seen
+    if requested_at is not None:
+        seen |= seen_since(request["tenant_id"], requested_at)
     return [user_id for user_id in request.get("user_ids") or [] if user_id not in seen]
 
 
