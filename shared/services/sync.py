@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from shared.billing import Observation
 from shared.graph.gateway import DeltaExpired, DirectoryUser
+from shared.messages import SyncRequest
 from shared.services.notifications import MAX_TRACKED_USERS
 
 log = logging.getLogger("prorata.sync")
@@ -134,7 +135,7 @@ def seen_since(tenant_id: str, since: datetime) -> set[str]:
 RECHECK = "recheck"
 
 
-def unseen_users(request: dict[str, Any], reports: list[SyncReport], requested_at: datetime | None = None) -> list[str]:
+def unseen_users(request: SyncRequest, reports: list[SyncReport], requested_at: datetime | None = None) -> list[str]:
     """The notified users no delta since the request returned: neither these reports nor (when
     another request's delta covered this one) a delta of this process that began after it.
     Reports that skipped the tenant mean nothing is to be checked."""
@@ -144,18 +145,17 @@ def unseen_users(request: dict[str, Any], reports: list[SyncReport], requested_a
     for report in reports:
         seen |= report.seen
     if requested_at is not None:
-        seen |= seen_since(request["tenant_id"], requested_at)
-    return [user_id for user_id in request.get("user_ids") or [] if user_id not in seen]
+        seen |= seen_since(request.tenant_id, requested_at)
+    return [user_id for user_id in request.user_ids if user_id not in seen]
 
 
-def recheck_of(request: dict[str, Any], missing: list[str], delays: list[int]) -> tuple[dict[str, Any], int] | None:
-    """The next re-check (message, seconds until it is visible), or None after the last step."""
-    step = request.get("recheck") if isinstance(request.get("recheck"), int) else 0
-    if not missing or step >= len(delays):
+def recheck_of(request: SyncRequest, missing: list[str], delays: list[int]) -> tuple[SyncRequest, int] | None:
+    """The next re-check (request, seconds until its message is visible), or None after the last."""
+    if not missing or request.recheck >= len(delays):
         return None
     # no received_at: the re-check runs a delta of its own (or joins one running), never "covered"
-    return {"tenant_id": request["tenant_id"], "reason": RECHECK, "user_ids": missing[:MAX_TRACKED_USERS],
-            "recheck": step + 1}, delays[step]
+    return SyncRequest(request.tenant_id, RECHECK, user_ids=tuple(missing[:MAX_TRACKED_USERS]),
+                       recheck=request.recheck + 1), delays[request.recheck]
 
 
 async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from shared.app import run_async
-from shared.services.onboarding import sync
 from tests.stack import add_client_tenant, call, running_stack, wait_for
 
 TENANT = "6d0c3b2a-1f4e-4d5c-9b8a-7e6f5d4c3b2a"
@@ -55,7 +54,7 @@ def test_a_user_disabled_then_renamed_within_one_delta_round_ends_disabled_and_r
     sim.drop_next_notifications(TENANT, 2)  # both changes come in the next delta round only
     sim.disable_user(TENANT, user_id)
     sim.update_user(TENANT, user_id, display_name="Bo Chen-Smith")
-    run_async(sync(app, TENANT))
+    run_async(app.syncing.sync(TENANT))
 
     final = state(app, user_id)
     assert final.account_enabled is False and final.display_name == "Bo Chen-Smith"

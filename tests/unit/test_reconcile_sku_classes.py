@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from shared.billing import Observation, parse_plan
+from shared.billing.reconciliation import (COMPANY, FREE, IDLE_UNITS, LAPSING, SEATS, UNPRICED_IN_USE, findings_csv,
+                                           reconcile)
 from shared.graph.gateway import SkuInfo
-from shared.services.reconcile import (COMPANY, FREE, IDLE_UNITS, LAPSING, SEATS, UNPRICED_IN_USE, findings_csv,
-                                       reconcile)
 
 AT = datetime(2026, 11, 3, 9, 30, tzinfo=timezone.utc)
 TENANT = "8f2c6a1e-4b7d-4c1a-9e55-2d0f3b7a9c10"
