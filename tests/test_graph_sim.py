@@ -721,7 +721,6 @@ def test_subscribed_skus_tell_company_wide_free_and_lapsing_subscriptions_apart(
 
 
 def test_a_notification_answered_too_slowly_counts_as_failed_and_is_retried(sim, tenant):
-    import socket
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     calls = []

@@ -214,7 +214,8 @@ class Reconciliation:
         if not priced:
             money = NO_PRICE
         else:
-            money = f"{self.currency} {format_money(sum(f.monthly_amount for f in priced), self.currency)}/month"
+            at_stake = sum((f.monthly_amount for f in priced if f.monthly_amount is not None), Decimal(0))
+            money = f"{self.currency} {format_money(at_stake, self.currency)}/month"
             if unpriced:
                 money += f", {unpriced} of them with {NO_PRICE}"
         return f"{total} idle {_plural(total, 'unit')} ({money})"
@@ -302,16 +303,16 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
 
     counts: list[SkuCount] = []
     for sku in sorted(order, key=str.lower):
-        info = graph.get(sku.lower())
-        price = _plan_price(plan, sku, str(info.sku_id) if info is not None else None)
+        listed = graph.get(sku.lower())
+        price = _plan_price(plan, sku, str(listed.sku_id) if listed is not None else None)
         counts.append(SkuCount(
-            sku=sku, sku_id=str(info.sku_id) if info is not None else None,
-            enabled_units=int(info.enabled_units) if info is not None else 0,
-            consumed_units=int(info.consumed_units) if info is not None else 0,
+            sku=sku, sku_id=str(listed.sku_id) if listed is not None else None,
+            enabled_units=int(listed.enabled_units) if listed is not None else 0,
+            consumed_units=int(listed.consumed_units) if listed is not None else 0,
             ledger_units=len(holders.get(sku, ())), price=price,
-            category=sku_category(info, price) if info is not None else SEATS,
-            capability_status=info.capability_status if info is not None else "Enabled",
-            lapsing_units=lapsing_units(info) if info is not None else 0))
+            category=sku_category(listed, price) if listed is not None else SEATS,
+            capability_status=listed.capability_status if listed is not None else "Enabled",
+            lapsing_units=lapsing_units(listed) if listed is not None else 0))
 
     findings: list[Finding] = []
 
@@ -344,7 +345,7 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                     f"bought are not assigned to anyone ({money}).")
 
     if plan.per_user_price is not None:
-        fee = _at_stake(plan.per_user_price, 1, currency)
+        fee = round_half_up(Fraction(plan.per_user_price), currency)
         for user in users:
             if not user.skus:
                 continue
@@ -376,12 +377,12 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
     for count in counts:
         if count.lapsing_units:
             amount = _at_stake(count.price, count.lapsing_units, currency)
-            units = f"{count.lapsing_units} {_plural(count.lapsing_units, 'licence')}"
+            licences = f"{count.lapsing_units} {_plural(count.lapsing_units, 'licence')}"
             if count.capability_status in ("Suspended", "LockedOut"):
-                words = (f"{units} {count.capability_status}: users have lost or are losing them; renew the "
+                words = (f"{licences} {count.capability_status}: users have lost or are losing them; renew the "
                          "subscription or remove the assignments")
             else:
-                words = f"{units} in Warning: renew before users lose them"
+                words = f"{licences} in Warning: renew before users lose them"
             finding(LAPSING, count.sku, count.lapsing_units, amount, f"{count.sku}: {words}.")
 
     return Reconciliation(tenant_id, name, currency, at, tuple(counts), tuple(findings))
