@@ -767,3 +767,19 @@ def test_a_notification_answered_too_slowly_counts_as_failed_and_is_retried(sim,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_round_without_a_token_shows_only_replicated_state_and_its_link_brings_the_rest(sim, tenant):
+    client = graph_client(sim.base_url, tenant)
+    renamed = sim.create_user(tenant, "Old Name")
+    sim.set_replication_delay(0.6)
+    try:
+        sim.update_user(tenant, renamed, display_name="New Name")
+        newcomer = sim.create_user(tenant, "Newcomer")
+        pages = run(full_delta(client))
+        assert [(u.id, u.display_name) for u in users_of(pages)] == [(renamed, "Old Name")]
+        time.sleep(0.7)
+        later = users_of(run(follow(client, pages[-1].odata_delta_link)))
+        assert [(u.id, u.display_name) for u in later] == [(renamed, "New Name"), (newcomer, "Newcomer")]
+    finally:
+        sim.set_replication_delay(0)

@@ -190,9 +190,7 @@ class Tenant:
     seq: int = 0
     delta_epoch: int = 0
     expiry_form: str = "syncStateNotFound"  # how invalidated tokens of this tenant are answered
-    # every change in order: (seq, user id, the properties it changed with their values then,
-    # monotonic time from which delta shows it: replication delay)
-    changes: list[tuple[int, str, dict[str, Any], float]] = field(default_factory=list)
+    changes: list["Change"] = field(default_factory=list)  # every change in order, for delta rounds
     replay_next_delta: bool = False
     drop_next: int = 0
     roles: set[str] = field(default_factory=set)  # application permissions consented in the tenant
@@ -201,6 +199,18 @@ class Tenant:
     def bump(self) -> int:
         self.seq += 1
         return self.seq
+
+
+@dataclass
+class Change:
+    """One directory change as delta rounds see it, once replicated (`visible_at`, monotonic)."""
+    seq: int
+    user_id: str
+    kind: str                 # "full" (created, restored), "props" (updated), "removed"
+    data: Any                 # props: {property: new value}; removed: "changed" or "deleted"
+    before_status: str        # the user's status before it: active, soft_deleted, or absent
+    before: dict[str, Any]    # props: {property: old value}
+    visible_at: float
 
 
 @dataclass
@@ -550,7 +560,7 @@ class DirectoryState:
                 created=as_utc(created) if created else self.clock.now(), status_seq=seq,
             )
             tenant.users[uid] = user
-            self._log_change(tenant, seq, uid, "full")
+            self._log_change(tenant, seq, uid, "full", before_status="absent")
             self._notify_change(tenant, user, "updated")
             return uid
 
@@ -562,13 +572,15 @@ class DirectoryState:
             user = self._user(tenant, user_id)
             if user.status != "active":
                 raise ControlError(f"user {user_id} is deleted; restore it first")
+            old = {prop: user.value(prop) for prop in USER_PROPERTIES}
             changed = list(mutate(user))
             if not changed:
                 return False
             seq = tenant.bump()
             for prop in changed:
                 user.changed[prop] = seq
-            self._log_change(tenant, seq, user.id, "props", {prop: user.value(prop) for prop in changed})
+            self._log_change(tenant, seq, user.id, "props", {prop: user.value(prop) for prop in changed},
+                             before={prop: old[prop] for prop in changed})
             self._notify_change(tenant, user, "updated")
             return True
 
@@ -636,7 +648,7 @@ class DirectoryState:
             user.status = "soft_deleted"
             user.deleted_at = self.clock.now()
             user.status_seq = tenant.bump()
-            self._log_change(tenant, user.status_seq, user.id, "removed", "changed")
+            self._log_change(tenant, user.status_seq, user.id, "removed", "changed", before_status="active")
             self._notify_change(tenant, user, "updated")
 
     def restore_user(self, tenant_id: str, user_id: str) -> None:
@@ -650,17 +662,18 @@ class DirectoryState:
             user.status = "active"
             user.deleted_at = None
             user.status_seq = tenant.bump()
-            self._log_change(tenant, user.status_seq, user.id, "full")
+            self._log_change(tenant, user.status_seq, user.id, "full", before_status="soft_deleted")
             self._notify_change(tenant, user, "updated")
 
     def hard_delete_user(self, tenant_id: str, user_id: str) -> None:
         with self.lock:
             tenant = self.tenant(tenant_id)
             user = self._user(tenant, user_id)
+            before_status = user.status
             user.status = "hard_deleted"
             user.deleted_at = user.deleted_at or self.clock.now()
             user.status_seq = tenant.bump()
-            self._log_change(tenant, user.status_seq, user.id, "removed", "deleted")
+            self._log_change(tenant, user.status_seq, user.id, "removed", "deleted", before_status=before_status)
             self._notify_change(tenant, user, "deleted")
 
     def users_json(self, tenant_id: str, include_deleted: bool = True) -> list[dict]:
@@ -668,12 +681,14 @@ class DirectoryState:
             return [u.control_json() for u in self.tenant(tenant_id).users.values()
                     if include_deleted or u.status == "active"]
 
-    def _log_change(self, tenant: Tenant, seq: int, user_id: str, kind: str, data: Any = None) -> None:
+    def _log_change(self, tenant: Tenant, seq: int, user_id: str, kind: str, data: Any = None, *,
+                    before_status: str = "active", before: dict[str, Any] | None = None) -> None:
         """Records a change for delta queries. Replication delay (delta-query-overview: "a
         change notification ... the delta query might not return the change yet"; graph-facts.md):
         delta shows the change only `replication_delay` seconds after it, while its notification
         leaves at once."""
-        tenant.changes.append((seq, user_id, kind, data, time.monotonic() + self.replication_delay))
+        tenant.changes.append(Change(seq, user_id, kind, data, before_status, dict(before or {}),
+                                     time.monotonic() + self.replication_delay))
 
     def invalidate_delta_tokens(self, tenant_id: str, form: str = "syncStateNotFound") -> None:
         """Every delta and page token of the tenant becomes unusable, answered in `form` (one of
@@ -816,11 +831,32 @@ class DirectoryState:
                 items, end_seq = self._changes_since(tenant, cursor.since_seq, select)
                 return self._delta_page(tenant, items, 0, end_seq, select,
                                         page_size or self.delta_page_size, now, base)
+            select = self.parse_select(select_text)
+            items, end_seq = self._replicated_users(tenant, select)
+            return self._delta_page(tenant, items, 0, end_seq, select, page_size or self.delta_page_size, now, base)
+
+    def _replicated_users(self, tenant: Tenant, select: tuple[str, ...] | None) -> tuple[list[dict], int]:
+        """A round without a token: every live user as replicated so far (changes still inside
+        the replication delay are undone, newest first), and the change sequence the next round
+        starts after (before the first hidden change, so the next round brings it)."""
+        now = time.monotonic()
+        hidden = [c for c in tenant.changes if c.visible_at > now]
+        status = {uid: u.status for uid, u in tenant.users.items()}
+        overlay: dict[str, dict[str, Any]] = {}
+        for change in reversed(hidden):
+            if change.kind == "props":
+                overlay.setdefault(change.user_id, {}).update(change.before)
             else:
-                select = self.parse_select(select_text)
-                items = [u.project(select) for u in tenant.users.values() if u.status == "active"]
-            return self._delta_page(tenant, items, 0, tenant.seq, select,
-                                    page_size or self.delta_page_size, now, base)
+                status[change.user_id] = change.before_status
+        items = []
+        for uid, user in tenant.users.items():
+            if status[uid] != "active":
+                continue
+            entry = user.project(select)
+            entry.update({prop: value for prop, value in overlay.get(uid, {}).items() if prop in entry})
+            items.append(entry)
+        end_seq = min(c.seq for c in hidden) - 1 if hidden else tenant.seq
+        return items, end_seq
 
     def _delta_page(self, tenant: Tenant, items: list[dict], offset: int, end_seq: int,
                     select: tuple[str, ...] | None, size: int, round_started: datetime, base: str) -> dict:
@@ -854,22 +890,22 @@ class DirectoryState:
         hidden_from: int | None = None
         if replay:
             entries.extend(u.project(select) for u in tenant.users.values() if u.status == "active")
-        for seq, user_id, kind, data, visible_at in tenant.changes:
-            if seq <= since:
+        for change in tenant.changes:
+            if change.seq <= since:
                 continue
-            if visible_at > now:
-                hidden_from = seq if hidden_from is None else min(hidden_from, seq)
+            if change.visible_at > now:
+                hidden_from = change.seq if hidden_from is None else min(hidden_from, change.seq)
                 continue
-            user = tenant.users[user_id]
-            if kind == "removed":
-                entries.append({"id": user_id, "@removed": {"reason": data}})
-            elif kind == "full":
+            user = tenant.users[change.user_id]
+            if change.kind == "removed":
+                entries.append({"id": change.user_id, "@removed": {"reason": change.data}})
+            elif change.kind == "full":
                 if user.status == "active" and not replay:
                     entries.append(user.project(select))
             elif not replay:
-                changed = {prop: value for prop, value in data.items() if prop in tracked}
+                changed = {prop: value for prop, value in change.data.items() if prop in tracked}
                 if changed:
-                    entries.append({"id": user_id, **changed})
+                    entries.append({"id": change.user_id, **changed})
         end_seq = tenant.seq if hidden_from is None else hidden_from - 1
         return entries, end_seq
 
