@@ -20,7 +20,7 @@ from shared.graph.gateway import Attachment, GraphGateway
 from shared.graph.permissions import (CLIENT_TENANT, CLIENT_TENANT_PERMISSIONS, GATEWAY_CALLS, INVOICE_MAILBOX,
                                       MAILBOX_PERMISSIONS)
 from shared.settings import Settings
-from tests.graph_sim_helpers import StaticTokenCredential, WebhookReceiver
+from tests.integration.graph_sim_helpers import StaticTokenCredential, WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
 MAILBOX = "billing@msp.example"

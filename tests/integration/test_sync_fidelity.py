@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from shared.app import run_async
-from tests.stack import add_client_tenant, call, running_stack, wait_for
+from tests.integration.stack import add_client_tenant, call, running_stack, wait_for
 
 TENANT = "6d0c3b2a-1f4e-4d5c-9b8a-7e6f5d4c3b2a"
 
