@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 from shared.billing import InputError, Period, compute_invoice, parse_observations_jsonl, parse_plan
+from shared.billing.limits import load_json
 
 
 class _Parser(argparse.ArgumentParser):
@@ -18,14 +18,13 @@ class _Parser(argparse.ArgumentParser):
 
 def read_plan(path: Path):
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes()
     except OSError as error:
         raise InputError(f"cannot read the file ({error.strerror})", source=str(path)) from None
     try:
-        data = json.loads(text, parse_float=Decimal)
-    except json.JSONDecodeError as error:
-        raise InputError(f"not valid JSON ({error.msg} at column {error.colno})",
-                         source=str(path), line=error.lineno) from None
+        data = load_json(text, what="the plan")
+    except InputError as error:
+        raise error.located(str(path)) from None
     return parse_plan(data, source=str(path))
 
 

@@ -1,6 +1,7 @@
 """Which billable items a user holds at an instant, and why a user does not count."""
 from __future__ import annotations
 
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from shared.billing.observations import Observation
@@ -38,6 +39,13 @@ def sku_item(plan: Plan, sku: str) -> str | None:
         if key.lower() == lowered:
             return key
     return None
+
+
+def unit_price(plan: Plan, item: str) -> Decimal:
+    """The price of a held item under the plan in force (the per-user fee or the SKU's price)."""
+    price = plan.per_user_price if item == USER_ITEM else plan.sku_prices[item]
+    assert price is not None, "the per-user fee is held only while it has a price"
+    return price
 
 
 def items_held(plan: Plan, state: Observation | None) -> frozenset[str]:

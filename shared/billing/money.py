@@ -8,6 +8,7 @@ from functools import lru_cache
 from babel.numbers import get_currency_precision, list_currencies
 
 from shared.billing.errors import InputError
+from shared.billing.limits import check_decimal_bounds
 
 
 @lru_cache(maxsize=None)
@@ -56,6 +57,8 @@ def parse_decimal(value: object, field: str, *, allow_negative: bool = False) ->
     """A decimal from a string or a JSON number, read exactly (never through a binary float)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise InputError(f"expected a decimal string such as \"45.00\", got {value!r}", field=field)
+    if isinstance(value, str) and len(value) > 64:
+        raise InputError(f"not a decimal number: {value[:20]!r}... ({len(value)} characters)", field=field)
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
@@ -64,4 +67,4 @@ def parse_decimal(value: object, field: str, *, allow_negative: bool = False) ->
         raise InputError(f"not a finite number: {value!r}", field=field)
     if number < 0 and not allow_negative:
         raise InputError(f"must not be negative, got {value}", field=field)
-    return number
+    return check_decimal_bounds(number, field, value)

@@ -9,6 +9,7 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from shared.billing.errors import InputError
 
+MAX_OBSERVED_TEXT = 1024  # Entra allows 256 for a display name and 113 for a UPN
 OBSERVATION_FIELDS = ("at", "user_id", "user_principal_name", "display_name", "user_type",
                       "account_enabled", "skus", "deleted")
 
@@ -65,10 +66,13 @@ def parse_instant(value: object, field: str = "at") -> datetime:
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"not an ISO 8601 time: {value!r}", field=field) from None
+        raise InputError(f"not an ISO 8601 time: {value[:60]!r}", field=field) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InputError(f"time has no UTC offset: {value!r} (add Z or +hh:mm)", field=field)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:
+        raise InputError(f"time out of range: {value!r}", field=field) from None
 
 
 def _optional(data: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -99,6 +103,9 @@ def parse_observation(data: object, previous: Observation | None = None) -> Obse
     if not all(isinstance(sku, str) and sku for sku in skus):
         raise InputError("must be a list of SKU names or ids", field="skus")
     upn = _optional(data, "user_principal_name", str, base.user_principal_name)
+    for name in ("user_id", "user_principal_name", "display_name", "user_type"):
+        if isinstance(data.get(name), str) and len(data[name]) > MAX_OBSERVED_TEXT:
+            raise InputError(f"is too long (at most {MAX_OBSERVED_TEXT} characters)", field=name)
     return Observation(
         at=parse_instant(data["at"]),
         user_id=user_id,
@@ -123,6 +130,9 @@ def parse_observations_jsonl(lines: Iterable[str], source: str = "observations")
         except json.JSONDecodeError as error:
             raise InputError(f"not valid JSON ({error.msg} at column {error.colno})",
                              source=source, line=number) from None
+        except (RecursionError, ValueError) as error:  # nested too deeply; an integer too long
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:80]
+            raise InputError(f"not valid JSON ({reason})", source=source, line=number) from None
     # Omitted fields carry forward in time order, so sort (stably) by instant before reading them.
     parsed_at: list[tuple[datetime, int, Any]] = []
     for number, data in raw:
