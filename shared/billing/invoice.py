@@ -71,11 +71,11 @@ def timelines(observations: Iterable[Observation]) -> dict[str, list[Observation
     return {user: sorted(items, key=lambda o: o.at) for user, items in by_user.items()}
 
 
-def _line_order(line: InvoiceLine, first_day: int) -> tuple:
+def line_order(line: InvoiceLine, then: object) -> tuple:
     # Sorted by display name, then user principal name, then item (`user` first, then SKUs A→Z),
     # then by the first day each unit price applied (plan versions).
     return (line.display_name.casefold(), line.display_name, line.user_principal_name.casefold(),
-            line.user_id, line.item != USER_ITEM, line.item, first_day)
+            line.user_id, line.item != USER_ITEM, line.item, then)
 
 
 def compute_invoice(plan: Plan, observations: Iterable[Observation], period: Period) -> Invoice:
@@ -94,7 +94,7 @@ def compute_invoice(plan: Plan, observations: Iterable[Observation], period: Per
                 user_id=user_id, user_principal_name=named.user_principal_name,
                 display_name=named.display_name, item=item, unit_price=price, days=days,
                 amount=line_amount(plan, price, days, period.days))
-            keyed.append((_line_order(line, first_day), line))
+            keyed.append((line_order(line, first_day), line))
     keyed.sort(key=lambda pair: pair[0])
     lines = [line for _, line in keyed]
     # subtotal = sum of the rounded lines; tax = subtotal × tax_rate, rounded half-up; total = sum.
