@@ -19,7 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--tenant", required=True)
     sync = sub.add_parser("sync", help="run a delta sync of a client now")
     sync.add_argument("--tenant", required=True)
-    for command in (add, remove, sync, *[p for n, p in sub.choices.items() if n == "list"]):
+    show = sub.add_parser("show", help="print a client as stored: status, contacts, the plan with its versions")
+    show.add_argument("--tenant", required=True)
+    plan = sub.add_parser("plan", help="change a client's plan from a date: add or delete a plan version")
+    plan.add_argument("--tenant", required=True)
+    change = plan.add_mutually_exclusive_group(required=True)
+    change.add_argument("--add-version", type=Path, metavar="FILE",
+                        help='JSON: {"effective_from": "YYYY-MM-DD", "per_user_price": "49.00", ...}')
+    change.add_argument("--remove-version", metavar="YYYY-MM-DD", help="delete the version of that date (not yet in force)")
+    for command in (add, remove, sync, show, plan, *[p for n, p in sub.choices.items() if n == "list"]):
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     return parser
 
@@ -66,6 +74,43 @@ def read_onboarding(path: Path):
         return None
 
 
+def _plan(app, args) -> int:
+    """./dev tenants show|plan: the same services as GET /api/tenants/{id} and its plan versions."""
+    from shared.billing import InputError
+    from shared.services.plans import PlanChangeRefused, TenantNotFound, add_version, remove_version, show_tenant
+
+    try:
+        if args.action == "show":
+            print(json.dumps(show_tenant(app.tenants, args.tenant), indent=1, ensure_ascii=False))
+            return 0
+        if args.add_version is not None:
+            changed = add_version(app.tenants, app.invoiced_months, args.tenant, args.version)
+        else:
+            changed = remove_version(app.tenants, args.tenant, args.remove_version, app.now())
+    except InputError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 2
+    except (TenantNotFound, PlanChangeRefused) as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 1
+    print(changed.sentence)
+    return 0
+
+
+def read_version(path: Path):
+    """The plan version file's JSON, or None after saying on stderr what is wrong with it."""
+    from shared.billing import InputError
+    from shared.billing.limits import load_json
+
+    try:
+        return load_json(path.read_bytes(), what="the version file")
+    except OSError as error:
+        print(f"tenants: {path}: cannot read the file ({error.strerror})", file=sys.stderr)
+    except InputError as error:
+        print(f"tenants: {error.located(str(path))}", file=sys.stderr)
+    return None
+
+
 def main(argv: list[str]) -> int:
     from devtools.local_app import local_app
 
@@ -74,5 +119,12 @@ def main(argv: list[str]) -> int:
         args.tenant = read_onboarding(args.file)
         if args.tenant is None:
             return 2
+    if args.action == "plan" and args.add_version is not None:
+        args.version = read_version(args.add_version)
+        if args.version is None:
+            return 2
+    if args.action in ("show", "plan"):
+        with local_app(args.settings, quiet=True) as app:
+            return _plan(app, args)
     with local_app(args.settings) as app:
         return asyncio.run(_run(app, args))

@@ -41,3 +41,54 @@ def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
     if result is None:
         return error_response(404, f"tenant {req.route_params['tenant_id']} is not onboarded")
     return json_response(result)
+
+
+@bp.route(route="tenants/{tenant_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def tenants_show(req: func.HttpRequest) -> func.HttpResponse:
+    """The client as stored: status, billing contacts, the plan with its versions."""
+    from shared.services.plans import TenantNotFound, show_tenant
+
+    try:
+        return json_response(show_tenant(get_app().tenants, req.route_params["tenant_id"]))
+    except TenantNotFound as error:
+        return error_response(404, str(error))
+
+
+@bp.route(route="tenants/{tenant_id}/plan/versions", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def plan_version_add(req: func.HttpRequest) -> func.HttpResponse:
+    """Adds one plan version {"effective_from": "YYYY-MM-DD", ...}: 201 with the plan."""
+    from shared.billing import InputError
+    from shared.billing.limits import load_json
+    from shared.services.plans import PlanChangeRefused, TenantNotFound, add_version
+
+    app = get_app()
+    try:
+        data = load_json(req.get_body() or b"null", what="the request body")
+        changed = add_version(app.tenants, app.invoiced_months, req.route_params["tenant_id"], data)
+    except InputError as error:
+        return error_response(400, f"request body: {error}")
+    except TenantNotFound as error:
+        return error_response(404, str(error))
+    except PlanChangeRefused as error:
+        return error_response(409, str(error))
+    return json_response(changed.to_json(), 201)
+
+
+@bp.route(route="tenants/{tenant_id}/plan/versions/{effective_from}", methods=["DELETE"],
+          auth_level=func.AuthLevel.FUNCTION)
+def plan_version_remove(req: func.HttpRequest) -> func.HttpResponse:
+    """Deletes the version taking effect on that date, if it is not yet in force."""
+    from shared.billing import InputError
+    from shared.services.plans import PlanChangeRefused, TenantNotFound, remove_version
+
+    app = get_app()
+    try:
+        changed = remove_version(app.tenants, req.route_params["tenant_id"], req.route_params["effective_from"],
+                                 app.now())
+    except InputError as error:
+        return error_response(400, str(error))
+    except TenantNotFound as error:
+        return error_response(404, str(error))
+    except PlanChangeRefused as error:
+        return error_response(409, str(error))
+    return json_response(changed.to_json())

@@ -52,6 +52,11 @@ class Prorata:
         return TableLedger(self.storage)
 
     @cached_property
+    def invoiced_months(self):
+        from shared.storage.documents import InvoicedMonthsTable
+        return InvoicedMonthsTable(self.storage)
+
+    @cached_property
     def sync_gate(self):
         from shared.storage.sync_gate import SyncGate
         return SyncGate(self.storage)
