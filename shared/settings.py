@@ -42,6 +42,8 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+    "CREDIT_NOTE_NUMBER_FORMAT": ("CN-{year}-{seq:05d}", "credit note number format, a gap-free sequence of its own "
+                                  "({prefix}, {year}, {month}, {seq})"),
 }
 
 

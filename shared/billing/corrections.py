@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Iterable
+from zoneinfo import ZoneInfo
 
 from shared.billing.invoice import Invoice, InvoiceLine, line_order
 from shared.billing.money import round_half_up
+from shared.billing.observations import Observation
 from shared.billing.period import Period
 
 # Corrections reach back at most this many months before the month being closed; an older
@@ -112,3 +115,58 @@ def within_reach(period: Period, closing: Period) -> bool:
     """True when a change to `period` may still be corrected by the close of `closing`."""
     months = (closing.year - period.year) * 12 + closing.month - period.month
     return 0 < months <= REACH_BACK_MONTHS
+
+
+def _day(at: datetime, zone: str) -> str:
+    local = at.astimezone(ZoneInfo(zone))
+    return f"{local.day} {local:%B}"
+
+
+def describe_change(before: Observation | None, after: Observation, zone: str) -> str:
+    """A change of one user in plain words: "Ann Lee left on 20 October"."""
+    name = after.display_name or (before.display_name if before else "") or after.user_id
+    day = _day(after.at, zone)
+    if after.deleted:
+        return f"{name} left on {day}"
+    if before is None:
+        return f"{name} joined on {day}"
+    if before.deleted:
+        return f"{name} came back on {day}"
+    changes = []
+    added, removed = sorted(set(after.skus) - set(before.skus)), sorted(set(before.skus) - set(after.skus))
+    if added:
+        changes.append(f"was given {', '.join(added)}")
+    if removed:
+        changes.append(f"lost {', '.join(removed)}")
+    if before.account_enabled != after.account_enabled:
+        changes.append("was enabled again" if after.account_enabled else "was disabled")
+    if before.is_guest != after.is_guest:
+        changes.append("became a guest" if after.is_guest else "became a member")
+    if before.user_principal_name != after.user_principal_name:
+        changes.append(f"was renamed {after.user_principal_name}")
+    return f"{name} {' and '.join(changes) or 'changed'} on {day}"
+
+
+def explain_correction(correction: Correction, observations: Iterable[Observation],
+                       learned: Iterable[tuple[Observation, datetime]], zone: str) -> list[str]:
+    """Why each person on a correction is on it, in plain words, from the ledger records learned
+    after the invoice: "Ann Lee left on 20 October, known since 3 November". A person with no
+    such record (the ledger was right, the rules were not) gets the days that changed."""
+    users = {line.user_id: line for line in correction.lines}
+    history: dict[str, list[Observation]] = defaultdict(list)
+    for observation in sorted(observations, key=lambda o: o.at):
+        history[observation.user_id].append(observation)
+    reasons: list[str] = []
+    explained: set[str] = set()
+    for observation, learned_at in sorted(learned, key=lambda pair: pair[0].at):
+        if observation.user_id not in users:
+            continue
+        before = next((o for o in reversed(history[observation.user_id]) if o.at < observation.at), None)
+        reasons.append(f"{describe_change(before, observation, zone)}, known since {_day(learned_at, zone)}")
+        explained.add(observation.user_id)
+    for user_id, line in users.items():
+        if user_id not in explained:
+            days = sum(l.days for l in correction.lines if l.user_id == user_id)
+            reasons.append(f"{line.display_name or user_id}: {abs(days)} day{'s' if abs(days) != 1 else ''} "
+                           f"{'added' if days > 0 else 'removed'}")
+    return reasons

@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings
 
 TEMPLATE_VERSIONS = ("invoice_v1",)
+DOCUMENT_TITLES = {"invoice": "Invoice", "supplementary_invoice": "Supplementary invoice", "credit_note": "Credit note"}
 
 _COLOUR = re.compile(r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")
 
@@ -108,6 +109,8 @@ class InvoiceDocument:
     locale: str = "en_US"
     template_version: str = "invoice_v1"
     client_email: str = ""  # the billing contact, if known (the CSV's EmailAddress)
+    kind: str = "invoice"  # or "supplementary_invoice", "credit_note" (shared/billing/corrections.py)
+    corrects: str = ""     # a correction: the number of the invoice it corrects
 
     def __post_init__(self) -> None:
         if not isinstance(self.number, str) or not self.number.strip():
@@ -123,6 +126,11 @@ class InvoiceDocument:
         object.__setattr__(self, "client_address",
                            tuple(line.strip() for line in self.client_address if line and line.strip()))
         self.babel_locale  # fails early on an unknown locale
+
+    @property
+    def title(self) -> str:
+        """The document's name as printed: Invoice, Supplementary invoice or Credit note."""
+        return DOCUMENT_TITLES.get(self.kind, "Invoice")
 
     @property
     def babel_locale(self) -> "Locale":

@@ -36,8 +36,9 @@ Runs
   and stores the run's summary.
 
 Preview
-  The same computation for any month that has started. For a month that has ended, the preview
-  is the invoice the close issues (equal to it unless the ledger learned something since). For
+  The same computation for any month that has started. For a month whose invoice is issued, the
+  preview is that invoice as issued with its corrections (shared/services/corrections.py), never
+  a recomputation; for a month that has ended and is not invoiced yet, what the close will issue. For
   the current month it is the month to date: the days that have ended so far, each priced as in
   the full month (days / days in the month), as if every user left now; the days still to come
   are not counted.
@@ -155,11 +156,13 @@ class TenantOutcome:
     number: str = ""
     emailed_to: str = ""
     reason: str = ""
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # documents issued with this close
 
     def member_fields(self, now: datetime) -> dict[str, Any]:
         return {"outcome": self.kind, "sentence": self.sentence, "users": self.users, "lines": self.lines,
                 "currency": self.currency, "total": self.total, "number": self.number,
-                "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now)}
+                "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now),
+                "corrections": json.dumps(self.corrections)}
 
 
 @dataclass
@@ -203,7 +206,10 @@ class CloseService:
         if self._numbering is None:
             from shared.storage.numbering import InvoiceNumbering
 
-            self._numbering = InvoiceNumbering(self.app.storage, self.invoices,
+            from shared.storage.documents import DocumentStore, NumberedRows
+
+            rows = NumberedRows(self.invoices, DocumentStore(self.app.storage))  # supplementary invoices share the sequence
+            self._numbering = InvoiceNumbering(self.app.storage, rows,  # type: ignore[arg-type]
                                                template=self.settings.get("INVOICE_NUMBER_FORMAT"),
                                                prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
         return self._numbering
@@ -247,11 +253,17 @@ class CloseService:
         if tenant is None:
             raise LookupError(f"tenant {tenant_id} is not onboarded")
         now = self.now()
-        invoice, to_date = self.compute(tenant, period, now)
-        data = invoice.to_json()
+        row = self.invoices.get(tenant_id, period)
+        if row is not None and row.get("number") and row.get("invoice_chunks"):
+            # Rule: an issued invoice is final: its month previews as issued, with its corrections.
+            data = unpack_invoice(row).to_json()
+            to_date = False
+            data["corrections"] = issued_corrections(self.app.storage, tenant_id, period)
+        else:
+            invoice, to_date = self.compute(tenant, period, now)
+            data = invoice.to_json()
         data["as_of"] = format_instant(now)
         data["month_to_date"] = to_date
-        row = self.invoices.get(tenant_id, period)
         data["close"] = None if row is None else {
             "step": row.get("step"), "status": row.get("status"), "number": row.get("number"),
             "total": row.get("total"), "emailed_at": row.get("emailed_at")}
@@ -338,9 +350,24 @@ class CloseService:
                     run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason)))
             raise
         log.info(outcome.sentence)
+        outcome.corrections = await self._issue_corrections(tenant_id, period)
         if run_id:
             await self._reconcile_run(self._finish(run_id, outcome))
         return outcome
+
+    async def _issue_corrections(self, tenant_id: str, period: Period) -> list[dict[str, Any]]:
+        """The corrections of the client's earlier invoiced months, issued with this close
+        (shared/services/corrections.py). A failure there is logged and does not undo the
+        invoice; the next close or ./dev invoice correct resumes it."""
+        from shared.services.corrections import CorrectionService
+
+        try:
+            service = CorrectionService(self.app, graph=self._graph, lease_ttl=self.lease_ttl, busy_wait=self.busy_wait)
+            return [o.to_json() for o in await service.correct_tenant(tenant_id, closing=period)]
+        except Exception as error:  # noqa: BLE001 - recorded on the document rows; resumable
+            log.error("Corrections for %s with the close of %s failed: %s; ./dev invoice correct --tenant %s "
+                      "issues them.", self._name_of(tenant_id, period), month_label(period), describe(error), tenant_id)
+            return []
 
     async def _reconcile_run(self, summary: dict[str, Any] | None) -> None:
         """When a run has just finished: the license reconciliation of every active client, one
@@ -517,7 +544,7 @@ class CloseService:
         if work.pdf is None:  # resumed after the render was recorded: the bytes were not kept
             work.pdf, _ = await self._render_pdf(work)
         row = work.row
-        name = pdf_path(row["RowKey"], row["PartitionKey"], row["number"])
+        name = pdf_path(row.get("period") or row["RowKey"], row["PartitionKey"], row["number"])
         stored = await asyncio.to_thread(self.archive.put_once, name, work.pdf)
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row["number"])
@@ -634,6 +661,7 @@ class CloseService:
             "failures": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "reason": m.get("reason")}
                          for m in members if m.get("outcome") == FAILED_OUTCOME],
             "csv": f"{self.archive.container_name}/{csv_name}" if csv_name else None,
+            "corrections": [c for m in members for c in json.loads(m.get("corrections") or "[]")],
         }
         if self.runs.record_summary(header, summary, now):
             log.info(summary_text(summary))
@@ -703,6 +731,17 @@ class CloseService:
         return run_id, outcomes, skipped
 
 
+def issued_corrections(storage: Any, tenant_id: str, period: Period) -> list[dict[str, Any]]:
+    """The correcting documents of an invoiced month, as numbered (unnumbered ones are not issued yet)."""
+    from shared.storage.documents import DocumentStore
+
+    return [{"number": row["number"], "kind": row["kind"], "corrects": row["corrects"], "currency": row.get("currency"),
+             "subtotal": row.get("subtotal"), "tax": row.get("tax"), "total": row.get("total"),
+             "issued_on": row.get("issued_on"), "status": row.get("status"), "reasons": json.loads(row.get("reasons") or "[]"),
+             "lines": unpack_invoice(row).to_json()["lines"]}
+            for row in DocumentStore(storage).of_month(tenant_id, period) if row.get("number")]
+
+
 def summary_text(summary: dict[str, Any]) -> str:
     """A run's summary in one paragraph of plain words."""
     period = Period.parse(summary["period"])
@@ -718,6 +757,8 @@ def summary_text(summary: dict[str, Any]) -> str:
     if summary.get("csv"):
         parts.append(f"; invoice lines in {summary['csv']}")
     parts.append(".")
+    for correction in summary.get("corrections", []):
+        parts.append(f" {correction['sentence']}.")
     failures = summary.get("failures", [])
     for failure in failures[:20]:
         parts.append(f" Failed: {failure.get('name') or failure['tenant_id']}: {failure.get('reason')}.")

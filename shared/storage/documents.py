@@ -1,12 +1,92 @@
-"""Which months of a client are invoiced, read from the close's `invoices` table (one row per
-client and month, PartitionKey = tenant id, RowKey = YYYY-MM; see invoices.py)."""
+"""Correcting documents (supplementary invoices and credit notes) on Table Storage, and which
+months of a client are invoiced.
+
+Table `documents`: one partition per client tenant; one row per document, RowKey
+`<YYYY-MM>|<round>|<kind>` (the corrected month, the correction round of that month 01, 02, ...,
+and `supplementary_invoice` or `credit_note`). A round's documents are created in one
+transaction, so a month is never half-corrected; a second runner computing the same round
+finds its rows taken (Conflict) and reads again. Each row then moves through the invoice's own
+steps (computed -> numbered -> rendered -> stored -> drafted -> emailed) with the same fields
+and lease as an invoice row in table `invoices` (see invoices.py); the document itself is
+frozen in the row (gzip JSON in binary chunks).
+"""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 from shared.billing import InputError, Period
+from shared.storage.invoices import Conflict, InvoiceStore, Row, _row
 
 INVOICES = "invoices"
+DOCUMENTS = "documents"
+
+
+def document_key(period: Period | str, round_: int, kind: str) -> str:
+    return f"{period}|{round_:02d}|{kind}"
+
+
+def is_document_key(key: str) -> bool:
+    return "|" in key
+
+
+class DocumentStore:
+    """Rows of the `documents` table, each change guarded by the row's ETag."""
+
+    def __init__(self, storage: Any, table: str = DOCUMENTS):
+        self._storage, self._table_name = storage, table
+
+    @property
+    def _table(self):
+        return self._storage.table(self._table_name)
+
+    def get(self, tenant_id: str, key: str) -> Row | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return _row(self._table.get_entity(tenant_id, key))
+        except ResourceNotFoundError:
+            return None
+
+    def of_month(self, tenant_id: str, period: Period | str) -> list[Row]:
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+                                          parameters={"pk": tenant_id, "low": f"{period}|", "high": f"{period}}}"})
+        return sorted((_row(entity) for entity in rows), key=lambda row: row["RowKey"])
+
+    def of_tenant(self, tenant_id: str) -> list[Row]:
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
+        return sorted((_row(entity) for entity in rows), key=lambda row: row["RowKey"])
+
+    def create_round(self, tenant_id: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Row]:
+        """Creates a round's documents in one transaction; Conflict if any of them exists."""
+        from azure.data.tables import TableTransactionError
+
+        entities = [{"PartitionKey": tenant_id, "RowKey": key, **values} for key, values in rows]
+        try:
+            results = self._table.submit_transaction([("create", entity) for entity in entities])
+        except TableTransactionError:
+            raise Conflict(f"documents of tenant {tenant_id}: this correction round exists already") from None
+        return [Row(entity, result["etag"]) for entity, result in zip(entities, results)]
+
+    def update(self, row: Row, changes: dict[str, Any]) -> Row:
+        return InvoiceStore(self._storage, self._table_name).update(row, changes)
+
+
+class NumberedRows:
+    """The rows that take numbers, wherever they live: an invoice row (`invoices`, RowKey the
+    month) or a correcting document (`documents`, RowKey with `|`). A number counter settles a
+    reservation on whichever row it was made for, so one counter may serve both."""
+
+    def __init__(self, invoices: InvoiceStore, documents: DocumentStore):
+        self._invoices, self._documents = invoices, documents
+
+    def _store(self, key: str) -> Any:
+        return self._documents if is_document_key(key) else self._invoices
+
+    def get(self, tenant_id: str, key: Period | str) -> Row | None:
+        return self._store(str(key)).get(tenant_id, str(key))
+
+    def update(self, row: Row, changes: dict[str, Any]) -> Row:
+        return self._store(row["RowKey"]).update(row, changes)
 
 
 class InvoicedMonthsTable:

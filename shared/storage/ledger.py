@@ -87,6 +87,17 @@ class TableLedger:
         opening.sort(key=lambda o: (o.at, o.user_id))
         return MonthSlice(opening=tuple(opening), records=tuple(records))
 
+    def learned_since(self, tenant_id: str, start: datetime, end: datetime,
+                      since: datetime) -> list[tuple[Observation, datetime]]:
+        """The records effective in [start, end) that the ledger learned after `since`, each
+        with the time it was learned (what a correction of an invoiced month explains)."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and observed_at gt @since",
+            parameters={"pk": tenant_id, "low": E.RECORD + E.stamp(start), "high": E.RECORD + E.stamp(end),
+                        "since": E.stamp(since)})  # stamps are fixed-width: text order is time order
+        learned = [(E.from_entity(row), E.unstamp(row["observed_at"])) for row in rows]
+        return sorted(learned, key=lambda pair: pair[0].at)
+
     # --- snapshots (the opening state of each UTC month) --------------------------------------
     def _snapshot(self, tenant_id: str, month: str) -> dict[str, Observation]:
         rows = list(self._query(tenant_id, f"{E.SNAPSHOT}{month}|", f"{E.SNAPSHOT}{month}}}"))

@@ -58,6 +58,8 @@ def holder(tenant_id: str, period: str) -> str:
 
 
 class InvoiceNumbering:
+    partition = PARTITION  # one counter row per sequence (credit notes have their own)
+
     def __init__(self, storage: Any, invoices: InvoiceStore, *, template: str, prefix: str):
         check_format(template, prefix)
         self._storage, self._invoices = storage, invoices
@@ -76,11 +78,11 @@ class InvoiceNumbering:
 
         while True:
             try:
-                entity = self._table.get_entity(PARTITION, ROW)
+                entity = self._table.get_entity(self.partition, ROW)
                 return Row(dict(entity), entity.metadata["etag"])
             except ResourceNotFoundError:
                 try:
-                    fresh = {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": 0, "last_assigned_to": ""}
+                    fresh = {"PartitionKey": self.partition, "RowKey": ROW, "last_number": 0, "last_assigned_to": ""}
                     result = self._table.create_entity(fresh)
                     return Row(fresh, result["etag"])
                 except ResourceExistsError:
@@ -112,7 +114,7 @@ class InvoiceNumbering:
                 self._settle(reserved_for, last, now)  # the previous reservation is on its invoice
             try:
                 self._table.update_entity(
-                    {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
+                    {"PartitionKey": self.partition, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
                     mode=UpdateMode.REPLACE, etag=counter.etag, match_condition=MatchConditions.IfNotModified)
             except HttpResponseError as error:
                 if error.status_code != 412:
@@ -154,3 +156,8 @@ class InvoiceNumbering:
         log.warning("Invoice number %d was reserved for %s by a close that stopped before recording it; "
                     "recording it on that invoice now.", seq, reserved_for)
         self._record(tenant_id, period, seq, now)
+
+
+class CreditNoteNumbering(InvoiceNumbering):
+    """Credit notes: a gap-free sequence of their own (CREDIT_NOTE_NUMBER_FORMAT), same rules."""
+    partition = "credit-note-number"

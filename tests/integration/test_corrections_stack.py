@@ -1,0 +1,216 @@
+"""Corrections of invoiced months against Azurite, the Graph simulator and the dev host: a change
+the ledger learns after October was invoiced gives a credit note or a supplementary invoice,
+numbered, rendered, archived and emailed exactly once; the preview of October returns the
+issued invoice with its corrections; the next close issues them and says why in its summary."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pypdf import PdfReader
+
+from shared.billing import Observation, Period, parse_plan
+from shared.services.close import CloseService
+from shared.services.corrections import CorrectionService
+from shared.storage.documents import DocumentStore
+from shared.tenants import OFFBOARDED, Tenant
+from tests.stack import call, running_stack
+
+UTC = timezone.utc
+OCTOBER = Period(2026, 10)
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Crash(BaseException):
+    """A process dying: not an Exception, so nothing below the test catches or records it."""
+
+
+@pytest.fixture(scope="module")
+def stack(azurite):
+    with running_stack(azurite.connection_string, CREDIT_NOTE_NUMBER_FORMAT="CN-{year}-{seq:05d}") as parts:
+        yield parts
+
+
+@pytest.fixture(scope="module")
+def loop():
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join(5)
+
+
+class Env:
+    def __init__(self, sim, host, app, loop):
+        self.sim, self.host, self.app, self.loop = sim, host, app, loop
+        self.clock = Clock(datetime(2026, 11, 1, 6, tzinfo=UTC))
+        app.clock = self.clock
+        self.made: list[str] = []
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(120)
+
+    def client(self, name: str) -> Tenant:
+        """Ann Lee and Bob Ray hold the per-user fee and SPB all October; October is invoiced."""
+        tenant_id = str(uuid.uuid4())
+        plan = parse_plan({"tenant_id": tenant_id, "name": name, "currency": "USD", "timezone": "UTC",
+                           "per_user_price": "45.00", "sku_prices": {"SPB": "22.00"}, "tax_rate": "0.0825"})
+        slug = name.lower().replace(" ", "-")
+        tenant = Tenant(tenant_id=tenant_id, plan=plan, billing_contacts=(f"ap@{slug}.example",),
+                        onboarded_at=datetime(2026, 9, 1, tzinfo=UTC))
+        self.app.tenants.save(tenant)
+        self.made.append(tenant_id)
+        start = datetime(2026, 9, 10, tzinfo=UTC)
+        self.app.ledger.append(tenant_id, [
+            Observation(start, "u-ann", f"ann@{slug}.example", "Ann Lee", skus=("SPB",)),
+            Observation(start, "u-bob", f"bob@{slug}.example", "Bob Ray", skus=("SPB",))],
+            observed_at=start, source="test")
+        self.clock.now = datetime(2026, 11, 1, 6, tzinfo=UTC)
+        assert self.run(CloseService(self.app).close_tenant(tenant_id, OCTOBER)).kind == "emailed"
+        return tenant
+
+    def learn(self, tenant: Tenant, observation: Observation, on: datetime) -> None:
+        self.clock.now = on
+        self.app.ledger.append(tenant.tenant_id, [observation], observed_at=on, source="delta")
+
+    def correct(self, tenant: Tenant, **options):
+        return self.run(CorrectionService(self.app, **options).correct_tenant(tenant.tenant_id))
+
+    def documents(self, tenant: Tenant):
+        return DocumentStore(self.app.storage).of_tenant(tenant.tenant_id)
+
+    def mails(self, tenant: Tenant):
+        return [m for m in self.sim.outbox if tenant.billing_contacts[0] in m.to]
+
+
+@pytest.fixture
+def env(stack, loop):
+    sim, host, app = stack
+    environment = Env(sim, host, app, loop)
+    yield environment
+    host.wait_idle(30)
+    for tenant_id in environment.made:
+        app.tenants.update(tenant_id, status=OFFBOARDED)
+
+
+def ann_left(tenant: Tenant) -> Observation:
+    slug = tenant.name.lower().replace(" ", "-")
+    return Observation(datetime(2026, 10, 20, 9, tzinfo=UTC), "u-ann", f"ann@{slug}.example", "Ann Lee",
+                       skus=("SPB",), deleted=True)
+
+
+NOV_3 = datetime(2026, 11, 3, 14, tzinfo=UTC)
+
+
+def test_a_departure_learned_after_the_invoice_gives_one_credit_note_emailed_once(env):
+    tenant = env.client("Contoso Dental")
+    invoice = CloseService(env.app).invoices.get(tenant.tenant_id, OCTOBER)
+    env.learn(tenant, ann_left(tenant), NOV_3)
+
+    [outcome] = env.correct(tenant)
+    assert outcome.kind == "credit_note" and outcome.number.startswith("CN-2026-")
+    # 45.00 − round(45 × 19/31) = 45.00 − 27.58 = 17.42; 22.00 − 13.48 = 8.52; tax 25.94 × 8.25 % = 2.14
+    assert outcome.total == "-28.08" and outcome.corrects == invoice["number"]
+    assert outcome.sentence == (f"Credit note {outcome.number} for Contoso Dental: Ann Lee left on 20 October, "
+                                "known since 3 November; -28.08 USD")
+    [row] = env.documents(tenant)
+    assert row["step"] == "emailed" and row["blob"] == f"2026-10/{tenant.tenant_id}/{outcome.number}.pdf"
+
+    [mail] = [m for m in env.mails(tenant) if outcome.number in m.subject]
+    assert mail.subject == (f"Credit note {outcome.number} from Northwind MSP for October 2026 "
+                            f"(corrects invoice {invoice['number']})")
+    pdf = mail.attachments[0].data
+    assert pdf == CloseService(env.app).archive.get(row["blob"])
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "CREDIT NOTE" in text and "Corrects invoice" in text and invoice["number"] in text and "Ann Lee" in text
+
+    assert env.correct(tenant) == []  # a second run issues nothing
+    assert len(env.documents(tenant)) == 1 and len([m for m in env.mails(tenant) if "Credit note" in m.subject]) == 1
+
+
+def test_a_user_learned_late_gives_a_supplementary_invoice_in_the_invoice_sequence(env):
+    tenant = env.client("Fabrikam Dental")
+    env.learn(tenant, Observation(datetime(2026, 10, 15, 10, tzinfo=UTC), "u-cy", "cy@fabrikam.example", "Cy Fox"),
+              NOV_3)
+    [outcome] = env.correct(tenant)
+    assert outcome.kind == "supplementary_invoice" and outcome.number.startswith("INV-2026-")
+    assert outcome.sentence.startswith(f"Supplementary invoice {outcome.number} for Fabrikam Dental: "
+                                       "Cy Fox joined on 15 October, known since 3 November; ")
+    [mail] = [m for m in env.mails(tenant) if outcome.number in m.subject]
+    assert mail.subject.startswith(f"Supplementary invoice {outcome.number}")
+
+
+def test_the_preview_of_an_invoiced_month_is_the_issued_invoice_and_its_corrections(env):
+    tenant = env.client("Preview Dental")
+    issued = CloseService(env.app).invoices.get(tenant.tenant_id, OCTOBER)
+    env.learn(tenant, ann_left(tenant), NOV_3)
+    status, _, body = call(env.host, "GET", f"/api/tenants/{tenant.tenant_id}/invoices/preview?period=2026-10")
+    preview = json.loads(body)
+    assert status == 200 and preview["total"] == issued["total"] and preview["corrections"] == []
+    [outcome] = env.correct(tenant)
+    preview = json.loads(call(env.host, "GET", f"/api/tenants/{tenant.tenant_id}/invoices/preview?period=2026-10")[2])
+    assert preview["total"] == issued["total"]  # never a recomputation
+    [correction] = preview["corrections"]
+    assert (correction["number"], correction["kind"], correction["total"]) == (outcome.number, "credit_note", "-28.08")
+    assert [(l["display_name"], l["item"], l["days"]) for l in correction["lines"]] == [
+        ("Ann Lee", "user", -12), ("Ann Lee", "SPB", -12)]
+
+
+@pytest.mark.parametrize("crash_after", ["number", "render", "store", "draft", "send"])
+def test_a_crash_at_any_step_of_a_correction_still_gives_one_document_and_one_email(env, crash_after):
+    tenant = env.client(f"Crash {crash_after.title()} Dental")
+    env.learn(tenant, ann_left(tenant), NOV_3)
+
+    def crash(step):
+        if step == crash_after:
+            raise Crash(f"the process died after {step}")
+
+    with pytest.raises(Crash):
+        env.correct(tenant, after_step=crash)
+    env.clock.now += timedelta(minutes=6)  # the lease expires
+    resumed = env.correct(tenant)
+    rows = env.documents(tenant)
+    assert len(rows) == 1 and rows[0]["step"] == "emailed"
+    credit_mails = [m for m in env.mails(tenant) if "Credit note" in m.subject]
+    assert len(credit_mails) == 1 and rows[0]["number"] in credit_mails[0].subject
+    assert [o.number for o in resumed] in ([rows[0]["number"]], [])
+
+
+def test_credit_note_numbers_are_their_own_gap_free_sequence(env):
+    numbers = []
+    for n in range(3):
+        tenant = env.client(f"Sequence {n} Dental")
+        env.learn(tenant, ann_left(tenant), NOV_3)
+        numbers += [o.number for o in env.correct(tenant)]
+    seqs = [int(number.rsplit("-", 1)[1]) for number in numbers]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
+
+
+def test_the_next_month_end_close_issues_the_correction_and_says_why_in_its_summary(env, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    tenant = env.client("Nextclose Dental")
+    env.learn(tenant, ann_left(tenant), NOV_3)
+    env.clock.now = datetime(2026, 12, 1, 6, tzinfo=UTC)
+    service = CloseService(env.app)
+    run_id, outcomes, _ = env.run(service.close_by_hand(Period(2026, 11), [tenant.tenant_id]))
+    [outcome] = outcomes
+    [correction] = outcome.corrections
+    assert correction["kind"] == "credit_note" and "Ann Lee left on 20 October, known since 3 November" in correction["sentence"]
+    summary = service.run_report(run_id)
+    assert summary["corrections"][0]["number"] == correction["number"]
+    assert correction["sentence"] in " ".join(r.getMessage() for r in caplog.records)
