@@ -26,7 +26,44 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     pdf.add_argument("--out", type=Path, required=True, help="file to write")
+    correct = sub.add_parser("correct", help="issue the credit notes and supplementary invoices of a client's "
+                             "invoiced months (the last 12, or --period) whose recomputation differs")
+    correct.add_argument("--tenant", required=True, help="client tenant id")
+    correct.add_argument("--period", help="YYYY-MM: only this invoiced month")
+    correct.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     return parser
+
+
+def _correct(app, args) -> int:
+    """./dev invoice correct: the same service as POST /api/tenants/{id}/corrections."""
+    import asyncio
+
+    from devtools.local_app import graph_failure
+    from shared.billing import InputError, Period
+    from shared.graph.gateway import GraphError
+    from shared.services.close import CloseError
+    from shared.services.corrections import CorrectionService
+
+    try:
+        period = Period.parse(args.period) if args.period else None
+    except InputError as error:
+        print(f"invoice: --period: {error.problem}", file=sys.stderr)
+        return 2
+    try:
+        outcomes = asyncio.run(CorrectionService(app).correct_tenant(args.tenant, period=period))
+    except LookupError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    except CloseError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 2
+    except (GraphError, OSError) as error:
+        return graph_failure("invoice", app, error)
+    for outcome in outcomes:
+        print(outcome.sentence)
+    if not outcomes:
+        print("Nothing to correct: every invoiced month in reach equals the ledger as now known.")
+    return 0
 
 
 _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "tax", "total", "users", "lines",
@@ -41,6 +78,8 @@ def _run(app, args) -> int:
     from shared.billing import InputError, Period
     from shared.services.close import CloseError, CloseService
 
+    if args.action == "correct":
+        return _correct(app, args)
     service = CloseService(app)
     tenant = app.tenants.get(args.tenant)
     if tenant is None:

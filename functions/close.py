@@ -69,3 +69,28 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"period {period}: {error}")
     except LookupError as error:
         return error_response(404, str(error))
+
+
+@bp.route(route="tenants/{tenant_id}/corrections", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
+    """Issues the corrections of the client's invoiced months (body {"period": "YYYY-MM"} for one
+    month, or empty for every invoiced month of the last 12): 200 with the documents issued."""
+    from shared.billing import InputError, Period
+    from shared.billing.limits import load_json
+    from shared.services.close import CloseError
+    from shared.services.corrections import CorrectionService
+
+    app = get_app()
+    try:
+        body = load_json(req.get_body() or b"{}", what="the request body")
+        if not isinstance(body, dict) or set(body) - {"period"}:
+            raise InputError('expected {} or {"period": "YYYY-MM"}')
+        period = Period.parse(body["period"]) if body.get("period") is not None else None
+        outcomes = run_async(CorrectionService(app).correct_tenant(req.route_params["tenant_id"], period=period))
+    except InputError as error:
+        return error_response(400, f"request body: {error}")
+    except LookupError as error:
+        return error_response(404, str(error))
+    except CloseError as error:
+        return error_response(400, f"period: {error}")
+    return json_response({"issued": [outcome.to_json() for outcome in outcomes]})

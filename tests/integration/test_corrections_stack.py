@@ -63,23 +63,24 @@ class Env:
     def run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(120)
 
-    def client(self, name: str) -> Tenant:
-        """Ann Lee and Bob Ray hold the per-user fee and SPB all October; October is invoiced."""
+    def client(self, name: str, month: Period = OCTOBER) -> Tenant:
+        """Ann Lee and Bob Ray hold the per-user fee and SPB all the month (October); it is invoiced."""
         tenant_id = str(uuid.uuid4())
         plan = parse_plan({"tenant_id": tenant_id, "name": name, "currency": "USD", "timezone": "UTC",
                            "per_user_price": "45.00", "sku_prices": {"SPB": "22.00"}, "tax_rate": "0.0825"})
         slug = name.lower().replace(" ", "-")
         tenant = Tenant(tenant_id=tenant_id, plan=plan, billing_contacts=(f"ap@{slug}.example",),
-                        onboarded_at=datetime(2026, 9, 1, tzinfo=UTC))
+                        onboarded_at=datetime(month.year, month.month, 1, tzinfo=UTC) - timedelta(days=30))
         self.app.tenants.save(tenant)
         self.made.append(tenant_id)
-        start = datetime(2026, 9, 10, tzinfo=UTC)
+        start = datetime(month.year, month.month, 1, tzinfo=UTC) - timedelta(days=20)
         self.app.ledger.append(tenant_id, [
             Observation(start, "u-ann", f"ann@{slug}.example", "Ann Lee", skus=("SPB",)),
             Observation(start, "u-bob", f"bob@{slug}.example", "Bob Ray", skus=("SPB",))],
             observed_at=start, source="test")
-        self.clock.now = datetime(2026, 11, 1, 6, tzinfo=UTC)
-        assert self.run(CloseService(self.app).close_tenant(tenant_id, OCTOBER)).kind == "emailed"
+        after = month.next()
+        self.clock.now = datetime(after.year, after.month, 1, 6, tzinfo=UTC)
+        assert self.run(CloseService(self.app).close_tenant(tenant_id, month)).kind == "emailed"
         return tenant
 
     def learn(self, tenant: Tenant, observation: Observation, on: datetime) -> None:
@@ -106,9 +107,9 @@ def env(stack, loop):
         app.tenants.update(tenant_id, status=OFFBOARDED)
 
 
-def ann_left(tenant: Tenant) -> Observation:
+def ann_left(tenant: Tenant, month: Period = OCTOBER) -> Observation:
     slug = tenant.name.lower().replace(" ", "-")
-    return Observation(datetime(2026, 10, 20, 9, tzinfo=UTC), "u-ann", f"ann@{slug}.example", "Ann Lee",
+    return Observation(datetime(month.year, month.month, 20, 9, tzinfo=UTC), "u-ann", f"ann@{slug}.example", "Ann Lee",
                        skus=("SPB",), deleted=True)
 
 
@@ -214,3 +215,32 @@ def test_the_next_month_end_close_issues_the_correction_and_says_why_in_its_summ
     summary = service.run_report(run_id)
     assert summary["corrections"][0]["number"] == correction["number"]
     assert correction["sentence"] in " ".join(r.getMessage() for r in caplog.records)
+
+
+def test_corrections_on_demand_over_http_and_with_dev_invoice_correct(env, tmp_path, capsys):
+    from devtools import cmd_invoice
+
+    # The dev host and the CLI run on the wall clock: a month two months back is always in reach.
+    month = Period.containing(datetime.now(UTC).date()).previous().previous()
+    tenant = env.client("Ondemand Dental", month)
+    after = month.next()
+    env.learn(tenant, ann_left(tenant, month), datetime(after.year, after.month, 3, 14, tzinfo=UTC))
+    path = f"/api/tenants/{tenant.tenant_id}/corrections"
+    for raw, expected, says in [(b'{"period": "2026-13"}', 400, "period"), (b'{"month": "2026-10"}', 400, "expected"),
+                                (json.dumps({"period": str(Period(month.year - 1, month.month))}).encode(), 400, "reach back 12 months"), (b"[[[", 400, "JSON")]:
+        status, _, body = call(env.host, "POST", path, raw=raw)
+        assert status == expected and says in json.loads(body)["error"], body
+    assert call(env.host, "POST", f"/api/tenants/{uuid.uuid4()}/corrections", {})[0] == 404
+    assert env.documents(tenant) == []  # nothing half-written by the refusals
+
+    status, _, body = call(env.host, "POST", path, {"period": str(month)})
+    [issued] = json.loads(body)["issued"]
+    assert status == 200 and issued["kind"] == "credit_note" and issued["total"].startswith("-")
+    assert "Ann Lee left on 20 " in issued["sentence"]
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": dict(env.app.settings.values)}))
+    assert cmd_invoice.main(["correct", "--tenant", tenant.tenant_id, "--settings", str(settings)]) == 0
+    assert "Nothing to correct" in capsys.readouterr().out  # the second run issues nothing
+    assert cmd_invoice.main(["correct", "--tenant", tenant.tenant_id, "--period", "2026-1",
+                             "--settings", str(settings)]) == 2
