@@ -41,8 +41,7 @@ def _correct(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.billing import InputError, Period
     from shared.graph.gateway import GraphError
-    from shared.services.close import CloseError
-    from shared.services.corrections import CorrectionService
+    from shared.errors import CloseError
 
     try:
         period = Period.parse(args.period) if args.period else None
@@ -50,7 +49,7 @@ def _correct(app, args) -> int:
         print(f"invoice: --period: {error.problem}", file=sys.stderr)
         return 2
     try:
-        outcomes = asyncio.run(CorrectionService(app).correct_tenant(args.tenant, period=period))
+        outcomes = asyncio.run(app.corrections().correct_tenant(args.tenant, period=period))
     except LookupError as error:
         print(f"invoice: {error}", file=sys.stderr)
         return 1
@@ -73,14 +72,12 @@ _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "ta
 
 
 def _run(app, args) -> int:
-    from zoneinfo import ZoneInfo
-
     from shared.billing import InputError, Period
-    from shared.services.close import CloseError, CloseService
+    from shared.errors import CloseError
 
     if args.action == "correct":
         return _correct(app, args)
-    service = CloseService(app)
+    service = app.close_service()
     tenant = app.tenants.get(args.tenant)
     if tenant is None:
         print(f"invoice: tenant {args.tenant} is not onboarded", file=sys.stderr)
@@ -89,8 +86,7 @@ def _run(app, args) -> int:
         if args.period:
             period = Period.parse(args.period)
         elif args.action == "preview":
-            local = app.now().astimezone(ZoneInfo(tenant.plan.timezone))
-            period = Period(local.year, local.month)
+            period = Period.current(tenant.plan.timezone, app.now())
         else:
             print("invoice: --period YYYY-MM is required", file=sys.stderr)
             return 2

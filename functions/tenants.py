@@ -7,7 +7,8 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import get_app, run_async
+from shared.aio import run_async
+from shared.app import get_app
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.tenants")
@@ -16,7 +17,6 @@ log = logging.getLogger("prorata.tenants")
 @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError
-    from shared.services.onboarding import onboard
     from shared.tenants import parse_onboarding
 
     try:
@@ -25,7 +25,7 @@ def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"request body: not valid JSON ({error.msg})")
     except InputError as error:
         return error_response(400, str(error))
-    return json_response(run_async(onboard(get_app(), tenant)), 201)
+    return json_response(run_async(get_app().onboarding.onboard(tenant)), 201)
 
 
 @bp.route(route="tenants", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -35,22 +35,22 @@ def tenants_list(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="tenants/{tenant_id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
 def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.services.onboarding import offboard
+    from shared.errors import TenantNotOnboarded
 
-    result = run_async(offboard(get_app(), req.route_params["tenant_id"]))
-    if result is None:
-        return error_response(404, f"tenant {req.route_params['tenant_id']} is not onboarded")
-    return json_response(result)
+    try:
+        return json_response(run_async(get_app().onboarding.offboard(req.route_params["tenant_id"])))
+    except TenantNotOnboarded as error:
+        return error_response(404, str(error))
 
 
 @bp.route(route="tenants/{tenant_id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def tenants_show(req: func.HttpRequest) -> func.HttpResponse:
     """The client as stored: status, billing contacts, the plan with its versions."""
-    from shared.services.plans import TenantNotFound, show_tenant
+    from shared.services.plans import show_tenant
 
     try:
         return json_response(show_tenant(get_app().tenants, req.route_params["tenant_id"]))
-    except TenantNotFound as error:
+    except LookupError as error:  # TenantNotOnboarded, VersionNotFound
         return error_response(404, str(error))
 
 
@@ -59,7 +59,7 @@ def plan_version_add(req: func.HttpRequest) -> func.HttpResponse:
     """Adds one plan version {"effective_from": "YYYY-MM-DD", ...}: 201 with the plan."""
     from shared.billing import InputError
     from shared.billing.limits import load_json
-    from shared.services.plans import PlanChangeRefused, TenantNotFound, add_version
+    from shared.services.plans import PlanChangeRefused, add_version
 
     app = get_app()
     try:
@@ -67,7 +67,7 @@ def plan_version_add(req: func.HttpRequest) -> func.HttpResponse:
         changed = add_version(app.tenants, app.invoiced_months, req.route_params["tenant_id"], data)
     except InputError as error:
         return error_response(400, f"request body: {error}")
-    except TenantNotFound as error:
+    except LookupError as error:  # TenantNotOnboarded, VersionNotFound
         return error_response(404, str(error))
     except PlanChangeRefused as error:
         return error_response(409, str(error))
@@ -79,7 +79,7 @@ def plan_version_add(req: func.HttpRequest) -> func.HttpResponse:
 def plan_version_remove(req: func.HttpRequest) -> func.HttpResponse:
     """Deletes the version taking effect on that date, if it is not yet in force."""
     from shared.billing import InputError
-    from shared.services.plans import PlanChangeRefused, TenantNotFound, remove_version
+    from shared.services.plans import PlanChangeRefused, remove_version
 
     app = get_app()
     try:
@@ -87,7 +87,7 @@ def plan_version_remove(req: func.HttpRequest) -> func.HttpResponse:
                                  app.now())
     except InputError as error:
         return error_response(400, str(error))
-    except TenantNotFound as error:
+    except LookupError as error:  # TenantNotOnboarded, VersionNotFound
         return error_response(404, str(error))
     except PlanChangeRefused as error:
         return error_response(409, str(error))

@@ -8,7 +8,7 @@ as now known with the plan recorded on the invoice, and compared with what was b
 invoice plus every correction already issued for it): shared/billing/corrections.py. The
 differences are frozen as one correction round of that month (table `documents`, created in one
 transaction) and each document then goes through the invoice's own resumable steps (number,
-render, store, draft, send), inherited from the close's step runner, under the same lease. A
+render, store, draft, send): the close's step runner and step table, under the same lease. A
 second run finds nothing new to correct and only resumes documents a crash left unfinished.
 
 Numbers: supplementary invoices are invoices and take the next invoice number; credit notes
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,9 +30,18 @@ from shared.billing.corrections import (
 )
 from shared.billing.money import format_money
 from shared.billing.observations import format_instant
-from shared.services.close import CloseError, CloseService, month_label
-from shared.storage.documents import DocumentStore, NumberedRows, document_key
-from shared.storage.invoices import COMPUTED, EMAILED, FINISHED_STEPS, Conflict, InvoiceStore, Row, pack_json, unpack_invoice
+from shared.errors import CloseError, TenantNotOnboarded
+from shared.invoicing.document import DOCUMENT_TITLES
+from shared.invoicing.steps import FINISHED_STEPS, Step
+from shared.ports import Clock, InvoiceCounter, InvoiceRepository, LedgerPort, TenantRepository
+from shared.services.close import CloseService
+from shared.services.close.reports import month_label
+from shared.services.close.runner import Attempt
+from shared.settings import Settings
+from shared.storage.documents import DocumentStore, document_key
+from shared.storage.records import Conflict, InvoiceRecord, TableValue, pack_json
+from shared.storage.invoices import unpack_invoice
+from shared.tenants import Tenant
 
 log = logging.getLogger("prorata.corrections")
 
@@ -56,73 +65,56 @@ class DocumentOutcome:
                 "sentence": self.sentence}
 
 
-class _Numbers:
+class DocumentNumbers:
     """Numbers for correcting documents: the invoice sequence for supplementary invoices, the
-    credit notes' own sequence for credit notes."""
+    credit notes' own sequence for credit notes (RowKey `<month>|<round>|<kind>`)."""
 
-    def __init__(self, service: "CorrectionService"):
-        from shared.storage.numbering import CreditNoteNumbering, InvoiceNumbering
+    def __init__(self, invoices: InvoiceCounter, credit_notes: InvoiceCounter):
+        self._invoices, self._credit_notes = invoices, credit_notes
 
-        settings, storage = service.settings, service.app.storage
-        rows = NumberedRows(service.months, service.invoices)
-        prefix = settings.get("INVOICE_NUMBER_PREFIX") or ""
-        self.invoices = InvoiceNumbering(storage, rows, template=settings.get("INVOICE_NUMBER_FORMAT"), prefix=prefix)
-        self.credit_notes = CreditNoteNumbering(storage, rows, template=settings.get("CREDIT_NOTE_NUMBER_FORMAT"),
-                                                prefix=prefix)
+    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
+        counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
+        return counter.assign(tenant_id, period, now)
 
-    def assign(self, tenant_id: str, key: str, now: datetime) -> Row:
-        counter = self.credit_notes if key.endswith(DocumentKind.CREDIT_NOTE) else self.invoices
-        return counter.assign(tenant_id, key, now)
+    def last_number(self) -> int:
+        return self._invoices.last_number()
 
 
-class CorrectionService(CloseService):
-    """The close's step runner working on correcting documents (table `documents`)."""
+class CorrectionService:
+    """Finds what to correct and moves each correcting document through the close's steps
+    (`steps`: a CloseService working on table `documents`)."""
 
-    def __init__(self, app: Any, **options: Any):
-        super().__init__(app, **options)
-        self.months = InvoiceStore(app.storage)       # the invoices being corrected
-        self.invoices = DocumentStore(app.storage)    # the rows the inherited steps move on
-        self._correction_numbers: _Numbers | None = None
-
-    @property
-    def numbering(self):  # type: ignore[override]
-        if self._correction_numbers is None:
-            self._correction_numbers = _Numbers(self)
-        return self._correction_numbers
-
-    def document(self, row: Row):
-        """The rendered document of a correcting row: its own title and the invoice it corrects."""
-        return replace(super().document(row), kind=row["kind"], corrects=row["corrects"])
+    def __init__(self, *, tenants: TenantRepository, ledger: LedgerPort, invoices: InvoiceRepository,
+                 documents: DocumentStore, steps: CloseService, settings: Settings, clock: Clock):
+        self.tenants, self.ledger, self.invoices, self.documents = tenants, ledger, invoices, documents
+        self.steps, self.settings, self.now = steps, settings, clock
 
     # -- finding what to correct -----------------------------------------------------------
-    def months_in_reach(self, tenant: Any, closing: Period) -> list[Period]:
-        return [p for p in _months_before(closing, REACH_BACK_MONTHS) if within_reach(p, closing)]
-
-    def plan_round(self, tenant: Any, period: Period, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    def plan_round(self, tenant: Tenant, period: Period, now: datetime) -> list[tuple[str, dict[str, TableValue]]]:
         """The rows of the next correction round of an emailed invoice's month (none if what was
         billed equals the month as now known)."""
-        issued_row = self.months.get(tenant.tenant_id, period)
-        if issued_row is None or issued_row.get("step") != EMAILED or not issued_row.get("number"):
+        issued_row = self.invoices.get(tenant.tenant_id, period)
+        if issued_row is None or issued_row.get("step") != Step.EMAILED or not issued_row.get("number"):
             return []
         zone = tenant.plan.timezone
-        existing = self.invoices.of_month(tenant.tenant_id, period)
+        existing = self.documents.of_month(tenant.tenant_id, period)
         computed_at = issued_row.time("computed_at") or now
         latest = max([computed_at, *(row.time("computed_at") or computed_at for row in existing)])
-        if not self.app.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), latest):
+        if not self.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), latest):
             return []  # the ledger learned nothing about that month since it was last billed
         issued = unpack_invoice(issued_row)
         billed = list(issued.lines)
         for row in existing:
             billed += unpack_invoice(row).lines
         as_then = replace(tenant, plan=issued.plan)  # the prices and rules the invoice was made with
-        fresh, _ = self.compute(as_then, period, now)
+        fresh, _ = self.steps.compute(as_then, period, now)
         corrections = compute_corrections(billed, fresh, corrects=issued_row["number"], tax_rate=issued.plan.tax_rate)
         if not corrections:
             return []
-        history = self.app.ledger.read_month(tenant.tenant_id, period, zone).observations
-        learned = self.app.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), computed_at)
+        history = self.ledger.read_month(tenant.tenant_id, period, zone).observations
+        learned = self.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), computed_at)
         issued_on = now.astimezone(ZoneInfo(zone)).date()
-        round_ = 1 + max((int(row["RowKey"].split("|")[1]) for row in existing), default=0)
+        round_ = 1 + max((int(row.row_key.split("|")[1]) for row in existing), default=0)
         rows = []
         for correction in corrections:
             reasons = explain_correction(correction, history, learned, zone)
@@ -130,16 +122,16 @@ class CorrectionService(CloseService):
                          self._frozen(tenant, issued_row, issued, correction, reasons, issued_on, now)))
         return rows
 
-    def _frozen(self, tenant: Any, issued_row: Row, issued: Invoice, correction: Correction, reasons: list[str],
-                issued_on: date, now: datetime) -> dict[str, Any]:
+    def _frozen(self, tenant: Tenant, issued_row: InvoiceRecord, issued: Invoice, correction: Correction,
+                reasons: list[str], issued_on: date, now: datetime) -> dict[str, TableValue]:
         terms = self.settings.integer("INVOICE_PAYMENT_TERMS_DAYS")
         due_on = issued_on if correction.kind == DocumentKind.CREDIT_NOTE else issued_on + timedelta(days=terms)
         document = Invoice(plan=issued.plan, period=correction.period, lines=correction.lines,
                            subtotal=correction.subtotal, tax=correction.tax, total=correction.total)
         currency = correction.currency
         return {
-            "step": COMPUTED, "status": "in progress", "kind": str(correction.kind), "period": str(correction.period),
-            "corrects": correction.corrects, "client_name": tenant.name,
+            "step": Step.COMPUTED, "status": "in progress", "kind": str(correction.kind),
+            "period": str(correction.period), "corrects": correction.corrects, "client_name": tenant.name,
             "client_address": issued_row.get("client_address") or json.dumps(list(tenant.address)),
             "locale": issued_row.get("locale") or tenant.locale, "contacts": json.dumps(list(tenant.billing_contacts)),
             "currency": currency, "subtotal": format_money(correction.subtotal, currency),
@@ -157,59 +149,65 @@ class CorrectionService(CloseService):
         """Issues the corrections of one client: of `period` only, or of every invoiced month in
         reach of `closing` (default: the client's current month). Then finishes every correcting
         document of the client that a crash left unfinished. Returns what this call issued."""
-        tenant = self.app.tenants.get(tenant_id)
+        tenant = self.tenants.get(tenant_id)
         if tenant is None:
-            raise LookupError(f"tenant {tenant_id} is not onboarded")
+            raise TenantNotOnboarded(tenant_id)
         now = self.now()
-        zone = tenant.plan.timezone
-        current = Period.containing(now.astimezone(ZoneInfo(zone)).date())
+        current = Period.containing(now.astimezone(ZoneInfo(tenant.plan.timezone)).date())
         if period is not None:
             if not within_reach(period, current):
                 raise CloseError(f"{month_label(period)} cannot be corrected: corrections reach back "
                                  f"{REACH_BACK_MONTHS} months before {month_label(current)}, and never the month under way")
             months = [period]
         else:
-            months = self.months_in_reach(tenant, closing or current)
+            months = months_before(closing or current, REACH_BACK_MONTHS)
         for month in months:
             for _ in range(3):
                 rows = self.plan_round(tenant, month, now)
                 if not rows:
                     break
                 try:
-                    self.invoices.create_round(tenant_id, rows)
+                    self.documents.create_round(tenant_id, rows)
                     break
                 except Conflict:
                     continue  # another runner made this round: compare again with it included
         outcomes = []
-        for row in self.invoices.of_tenant(tenant_id):
-            if row.get("step") in FINISHED_STEPS or row.get("voided_at"):
+        for row in self.documents.of_tenant(tenant_id):
+            if row.get("step") in FINISHED_STEPS:
                 continue
-            finished = await self._close(tenant_id, row["RowKey"], None)  # type: ignore[arg-type]
-            outcomes.append(finished)
+            owner = uuid.uuid4().hex
+            work = Attempt(owner, await self.steps.runner.acquire(tenant_id, row.row_key, owner, None))  # type: ignore[arg-type]
+            await self.steps.runner.run(work, self.steps.steps)
+            outcomes.append(document_outcome(work.row))
         return outcomes
 
-    def _outcome(self, row: Row, period: Any, *, already: bool) -> DocumentOutcome:  # type: ignore[override]
-        kind, number, currency, total = row["kind"], row.get("number", ""), row.get("currency", ""), row.get("total", "")
-        name = row.get("client_name") or row["PartitionKey"]
-        reasons = json.loads(row.get("reasons") or "[]")
-        title = {"credit_note": "Credit note", "supplementary_invoice": "Supplementary invoice"}.get(kind, kind)
-        sentence = f"{title} {number} for {name}: {'; '.join(reasons) or 'corrects ' + row['corrects']}; {total} {currency}"
-        outcome = DocumentOutcome(row["PartitionKey"], name, Period.parse(row["period"]), kind, number,
-                                  row["corrects"], currency, total, sentence)
-        log.info("%s (corrects invoice %s of %s).", sentence, row["corrects"], month_label(outcome.period))
-        return outcome
+    def issued(self, tenant_id: str, period: Period) -> list[dict[str, Any]]:
+        """The correcting documents of an invoiced month, as numbered (unnumbered ones are not issued yet)."""
+        return [{"number": row["number"], "kind": row["kind"], "corrects": row["corrects"],
+                 "currency": row.get("currency"), "subtotal": row.get("subtotal"), "tax": row.get("tax"),
+                 "total": row.get("total"), "issued_on": row.get("issued_on"), "status": row.get("status"),
+                 "reasons": json.loads(row.get("reasons") or "[]"), "lines": unpack_invoice(row).to_json()["lines"]}
+                for row in self.documents.of_month(tenant_id, period) if row.get("number")]
 
 
-def _months_before(closing: Period, count: int) -> list[Period]:
+def document_outcome(row: InvoiceRecord) -> DocumentOutcome:
+    """A finished correcting document in one sentence: "Credit note CN-2026-00001 for Contoso
+    Dental: Ann Lee left on 20 October, known since 3 November; -9.94 USD"."""
+    kind, number, currency, total = row["kind"], row.get("number", ""), row.get("currency", ""), row.get("total", "")
+    name = row.get("client_name") or row.tenant_id
+    reasons = json.loads(row.get("reasons") or "[]")
+    sentence = (f"{DOCUMENT_TITLES.get(kind, kind)} {number} for {name}: "
+                f"{'; '.join(reasons) or 'corrects ' + row['corrects']}; {total} {currency}")
+    outcome = DocumentOutcome(row.tenant_id, name, Period.parse(row["period"]), kind, number, row["corrects"],
+                              currency, total, sentence)
+    log.info("%s (corrects invoice %s of %s).", sentence, row["corrects"], month_label(outcome.period))
+    return outcome
+
+
+def months_before(closing: Period, count: int) -> list[Period]:
+    """The `count` months before `closing`, latest first."""
     months, month = [], closing
     for _ in range(count):
         month = month.previous()
         months.append(month)
     return months
-
-
-def corrections_total(outcomes: list[DocumentOutcome]) -> dict[str, str]:
-    totals: dict[str, Decimal] = {}
-    for outcome in outcomes:
-        totals[outcome.currency] = totals.get(outcome.currency, Decimal(0)) + Decimal(outcome.total)
-    return {currency: format_money(total, currency) for currency, total in sorted(totals.items())}

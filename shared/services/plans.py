@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from shared.billing import Period
 from shared.billing.plan import Plan, PlanVersion, parse_date, parse_version
+from shared.errors import TenantNotOnboarded
 from shared.ports import TenantRepository
 
 log = logging.getLogger("prorata.tenants")
@@ -28,8 +29,8 @@ class InvoicedMonths(Protocol):
     def invoiced_months(self, tenant_id: str) -> Mapping[Period, str]: ...
 
 
-class TenantNotFound(LookupError):
-    pass
+class VersionNotFound(LookupError):
+    """No plan version takes effect on that date (HTTP 404)."""
 
 
 class PlanChangeRefused(Exception):
@@ -55,17 +56,17 @@ def show_tenant(tenants: TenantRepository, tenant_id: str) -> dict[str, Any]:
     """The client as stored: status, contacts, and the plan with its versions."""
     tenant = tenants.get(tenant_id)
     if tenant is None:
-        raise TenantNotFound(f"tenant {tenant_id} is not onboarded")
+        raise TenantNotOnboarded(tenant_id)
     return {**tenant.summary(), "address": list(tenant.address), "plan": tenant.plan.to_dict()}
 
 
 def add_version(tenants: TenantRepository, invoiced: InvoicedMonths, tenant_id: str, data: object) -> PlanChanged:
-    """Adds one version to the client's plan. InputError (400) for a bad version, TenantNotFound
+    """Adds one version to the client's plan. InputError (400) for a bad version, TenantNotOnboarded
     (404), PlanChangeRefused (409) when its date falls on an invoiced month or is taken."""
     version = parse_version(data)
     tenant = tenants.get(tenant_id)
     if tenant is None:
-        raise TenantNotFound(f"tenant {tenant_id} is not onboarded")
+        raise TenantNotOnboarded(tenant_id)
     if tenant.plan.version_dated(version.effective_from):
         raise PlanChangeRefused(f"{tenant.name} already has a version taking effect on "
                                 f"{version.effective_from}; delete it first or choose another date")
@@ -82,9 +83,9 @@ def remove_version(tenants: TenantRepository, tenant_id: str, day_text: str, now
     day = parse_date(day_text, "effective_from")
     tenant = tenants.get(tenant_id)
     if tenant is None:
-        raise TenantNotFound(f"tenant {tenant_id} is not onboarded")
+        raise TenantNotOnboarded(tenant_id)
     if tenant.plan.version_dated(day) is None:
-        raise TenantNotFound(f"{tenant.name} has no plan version taking effect on {day}")
+        raise VersionNotFound(f"{tenant.name} has no plan version taking effect on {day}")
     today = local_today(tenant.plan, now)
     if day <= today:
         raise PlanChangeRefused(f"the version of {day} is already in force ({today} in {tenant.plan.timezone}); "

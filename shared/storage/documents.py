@@ -12,10 +12,12 @@ frozen in the row (gzip JSON in binary chunks).
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from shared.billing import InputError, Period
-from shared.storage.invoices import Conflict, InvoiceStore, Row, _row
+from shared.storage.invoices import InvoiceStore
+from shared.storage.records import Conflict, InvoiceRecord, TableValue
+from shared.storage.tables import read
 
 INVOICES = "invoices"
 DOCUMENTS = "documents"
@@ -39,24 +41,23 @@ class DocumentStore:
     def _table(self):
         return self._storage.table(self._table_name)
 
-    def get(self, tenant_id: str, key: str) -> Row | None:
-        from azure.core.exceptions import ResourceNotFoundError
+    def get(self, tenant_id: str, key: Period | str) -> InvoiceRecord | None:
+        found = read(self._table, tenant_id, str(key))
+        return None if found is None else InvoiceRecord(found.values, found.etag)
 
-        try:
-            return _row(self._table.get_entity(tenant_id, key))
-        except ResourceNotFoundError:
-            return None
+    def create(self, tenant_id: str, key: Period | str, values: Mapping[str, TableValue]) -> InvoiceRecord:
+        raise Conflict(f"document {tenant_id}/{key}: documents are made by create_round only")
 
-    def of_month(self, tenant_id: str, period: Period | str) -> list[Row]:
+    def of_month(self, tenant_id: str, period: Period | str) -> list[InvoiceRecord]:
         rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                                           parameters={"pk": tenant_id, "low": f"{period}|", "high": f"{period}}}"})
-        return sorted((_row(entity) for entity in rows), key=lambda row: row["RowKey"])
+        return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
 
-    def of_tenant(self, tenant_id: str) -> list[Row]:
+    def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
-        return sorted((_row(entity) for entity in rows), key=lambda row: row["RowKey"])
+        return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
 
-    def create_round(self, tenant_id: str, rows: Iterable[tuple[str, dict[str, Any]]]) -> list[Row]:
+    def create_round(self, tenant_id: str, rows: Iterable[tuple[str, Mapping[str, TableValue]]]) -> list[InvoiceRecord]:
         """Creates a round's documents in one transaction; Conflict if any of them exists."""
         from azure.data.tables import TableTransactionError
 
@@ -65,9 +66,9 @@ class DocumentStore:
             results = self._table.submit_transaction([("create", entity) for entity in entities])
         except TableTransactionError:
             raise Conflict(f"documents of tenant {tenant_id}: this correction round exists already") from None
-        return [Row(entity, result["etag"]) for entity, result in zip(entities, results)]
+        return [InvoiceRecord(entity, result["etag"]) for entity, result in zip(entities, results)]
 
-    def update(self, row: Row, changes: dict[str, Any]) -> Row:
+    def update(self, row: InvoiceRecord, changes: Mapping[str, TableValue]) -> InvoiceRecord:
         return InvoiceStore(self._storage, self._table_name).update(row, changes)
 
 
@@ -82,11 +83,14 @@ class NumberedRows:
     def _store(self, key: str) -> Any:
         return self._documents if is_document_key(key) else self._invoices
 
-    def get(self, tenant_id: str, key: Period | str) -> Row | None:
+    def get(self, tenant_id: str, key: Period | str) -> InvoiceRecord | None:
         return self._store(str(key)).get(tenant_id, str(key))
 
-    def update(self, row: Row, changes: dict[str, Any]) -> Row:
-        return self._store(row["RowKey"]).update(row, changes)
+    def create(self, tenant_id: str, key: Period | str, values: Mapping[str, TableValue]) -> InvoiceRecord:
+        return self._store(str(key)).create(tenant_id, key, values)
+
+    def update(self, row: InvoiceRecord, changes: Mapping[str, TableValue]) -> InvoiceRecord:
+        return self._store(row.row_key).update(row, changes)
 
 
 class InvoicedMonthsTable:

@@ -15,8 +15,6 @@ import pytest
 from pypdf import PdfReader
 
 from shared.billing import Observation, Period, parse_plan
-from shared.services.close import CloseService
-from shared.services.corrections import CorrectionService
 from shared.storage.documents import DocumentStore
 from shared.tenants import OFFBOARDED, Tenant
 from tests.stack import call, running_stack
@@ -80,7 +78,7 @@ class Env:
             observed_at=start, source="test")
         after = month.next()
         self.clock.now = datetime(after.year, after.month, 1, 6, tzinfo=UTC)
-        assert self.run(CloseService(self.app).close_tenant(tenant_id, month)).kind == "emailed"
+        assert self.run(self.app.close_service().close_tenant(tenant_id, month)).kind == "emailed"
         return tenant
 
     def learn(self, tenant: Tenant, observation: Observation, on: datetime) -> None:
@@ -88,7 +86,7 @@ class Env:
         self.app.ledger.append(tenant.tenant_id, [observation], observed_at=on, source="delta")
 
     def correct(self, tenant: Tenant, **options):
-        return self.run(CorrectionService(self.app, **options).correct_tenant(tenant.tenant_id))
+        return self.run(self.app.corrections(**options).correct_tenant(tenant.tenant_id))
 
     def documents(self, tenant: Tenant):
         return DocumentStore(self.app.storage).of_tenant(tenant.tenant_id)
@@ -118,7 +116,7 @@ NOV_3 = datetime(2026, 11, 3, 14, tzinfo=UTC)
 
 def test_a_departure_learned_after_the_invoice_gives_one_credit_note_emailed_once(env):
     tenant = env.client("Contoso Dental")
-    invoice = CloseService(env.app).invoices.get(tenant.tenant_id, OCTOBER)
+    invoice = env.app.close_service().invoices.get(tenant.tenant_id, OCTOBER)
     env.learn(tenant, ann_left(tenant), NOV_3)
 
     [outcome] = env.correct(tenant)
@@ -134,7 +132,7 @@ def test_a_departure_learned_after_the_invoice_gives_one_credit_note_emailed_onc
     assert mail.subject == (f"Credit note {outcome.number} from Northwind MSP for October 2026 "
                             f"(corrects invoice {invoice['number']})")
     pdf = mail.attachments[0].data
-    assert pdf == CloseService(env.app).archive.get(row["blob"])
+    assert pdf == env.app.close_service().archive.get(row["blob"])
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "CREDIT NOTE" in text and "Corrects invoice" in text and invoice["number"] in text and "Ann Lee" in text
 
@@ -156,7 +154,7 @@ def test_a_user_learned_late_gives_a_supplementary_invoice_in_the_invoice_sequen
 
 def test_the_preview_of_an_invoiced_month_is_the_issued_invoice_and_its_corrections(env):
     tenant = env.client("Preview Dental")
-    issued = CloseService(env.app).invoices.get(tenant.tenant_id, OCTOBER)
+    issued = env.app.close_service().invoices.get(tenant.tenant_id, OCTOBER)
     env.learn(tenant, ann_left(tenant), NOV_3)
     status, _, body = call(env.host, "GET", f"/api/tenants/{tenant.tenant_id}/invoices/preview?period=2026-10")
     preview = json.loads(body)
@@ -207,7 +205,7 @@ def test_the_next_month_end_close_issues_the_correction_and_says_why_in_its_summ
     tenant = env.client("Nextclose Dental")
     env.learn(tenant, ann_left(tenant), NOV_3)
     env.clock.now = datetime(2026, 12, 1, 6, tzinfo=UTC)
-    service = CloseService(env.app)
+    service = env.app.close_service()
     run_id, outcomes, _ = env.run(service.close_by_hand(Period(2026, 11), [tenant.tenant_id]))
     [outcome] = outcomes
     [correction] = outcome.corrections

@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from shared.billing import InputError, Period, parse_plan
-from shared.services.plans import PlanChangeRefused, TenantNotFound, add_version, remove_version, show_tenant
+from shared.errors import TenantNotOnboarded
+from shared.services.plans import PlanChangeRefused, VersionNotFound, add_version, remove_version, show_tenant
 from shared.tenants import Tenant
 
 TENANT = "7d0f3c1e-2b4a-4c5d-9e8f-0a1b2c3d4e5f"
@@ -91,9 +92,9 @@ def test_a_malformed_version_is_refused_naming_the_field(tenants, body, field):
 
 
 def test_an_unknown_tenant_is_not_found(tenants):
-    with pytest.raises(TenantNotFound):
+    with pytest.raises(TenantNotOnboarded):
         add_version(tenants, OCTOBER_INVOICED, "nobody", {"effective_from": "2027-01-01", "per_user_price": "1"})
-    with pytest.raises(TenantNotFound):
+    with pytest.raises(TenantNotOnboarded):
         show_tenant(tenants, "nobody")
 
 
@@ -111,7 +112,7 @@ def test_only_a_version_not_yet_in_force_can_be_deleted(tenants):
     assert "already in force" in str(refused.value)
     remove_version(tenants, TENANT, "2027-01-01", NOW)
     assert [str(v.effective_from) for v in tenants.get(TENANT).plan.versions] == ["2026-11-10"]
-    with pytest.raises(TenantNotFound):
+    with pytest.raises(VersionNotFound):
         remove_version(tenants, TENANT, "2027-01-01", NOW)
     with pytest.raises(InputError):
         remove_version(tenants, TENANT, "January", NOW)
