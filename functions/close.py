@@ -67,8 +67,7 @@ def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
     month, or empty for every invoiced month of the last 12): 200 with the documents issued."""
     from shared.billing import InputError, Period
     from shared.billing.limits import load_json
-    from shared.services.close import CloseError
-    from shared.services.corrections import CorrectionService
+    from shared.errors import CloseError
 
     app = get_app()
     try:
@@ -76,7 +75,7 @@ def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
         if not isinstance(body, dict) or set(body) - {"period"}:
             raise InputError('expected {} or {"period": "YYYY-MM"}')
         period = Period.parse(body["period"]) if body.get("period") is not None else None
-        outcomes = run_async(CorrectionService(app).correct_tenant(req.route_params["tenant_id"], period=period))
+        outcomes = run_async(app.corrections().correct_tenant(req.route_params["tenant_id"], period=period))
     except InputError as error:
         return error_response(400, f"request body: {error}")
     except LookupError as error:
