@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from devtools.azurite import Azurite, free_ports
 from devtools.demo.scenario import CLIENTS, Month, plan_month
@@ -86,7 +87,9 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             from shared.app import get_app
             get_app().clock = clock
             onboard(sim, host, month, clock)
-            play(sim, host, month, clock)
+            change_price(host, period)
+            close_previous(sim, host, period, clock)
+            play(sim, host, month, clock, late=LateNews(sim, month, period))
             close(sim, host, period, clock)
             return summarise(sim, host, period, out, began)
         finally:
@@ -135,7 +138,69 @@ def _user_id(sim: GraphSimulator, tenant_id: str, name: str) -> str:
     return next(u["id"] for u in sim.users(tenant_id) if u["displayName"] == name)
 
 
-def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
+PRICED = CLIENTS[0]  # Contoso Dental: its license price rises mid-month (a plan version)
+PRICE_CHANGE_DAY, NEW_PRICE = 15, "24.00"
+
+
+def change_price(host: DevHost, period: Period) -> None:
+    """A price change taking effect mid-month: a plan version from the 15th."""
+    sku = next(iter(PRICED.plan["sku_prices"]))
+    day = period.first_day.replace(day=PRICE_CHANGE_DAY)
+    status, answer = api(host, "POST", f"/api/tenants/{PRICED.tenant_id}/plan/versions",
+                         {"effective_from": day.isoformat(), "sku_prices": {sku: NEW_PRICE}})
+    if status != 201 or not isinstance(answer, dict):
+        raise RuntimeError(f"the plan version of {PRICED.name} answered {status}: {answer}")
+    say(f"      Price change: {answer['message']}")
+
+
+def close_previous(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
+    """The clients were onboarded before the month began: their previous month is invoiced first."""
+    previous = period.previous()
+    say(f"      Month-end close of {period_name(previous)} (the clients' first invoices) ...")
+    clock.set(previous.end("UTC") + timedelta(hours=6))
+    invocation = host.trigger_timer("month_end")
+    if invocation.error is not None:
+        raise RuntimeError(f"the month_end timer failed: {invocation.error}")
+    settle(sim, host)
+
+
+class LateNews:
+    """A change inside the previous, already invoiced month that the ledger learns late: a leaver
+    whose deletion no notification carried, back-dated by an import (as `./dev ledger import`
+    does) on the 3rd. The next close corrects the previous month's invoice with a credit note."""
+
+    def __init__(self, sim: GraphSimulator, month: Month, period: Period):
+        self.sim, self.period, self.done = sim, period, False
+        busy = {event.person for event in month.events}
+        self.person = next(name for name, upn, _, kind in month.baseline[PRICED.tenant_id]
+                           if kind == "Member" and not upn.startswith("svc-") and name not in busy)
+        zone = PRICED.plan["timezone"]
+        self.learned_at = datetime.combine(period.first_day.replace(day=3), datetime.min.time(),
+                                           ZoneInfo(zone)).replace(hour=9).astimezone(timezone.utc)
+        left = period.previous().last_day - timedelta(days=2)
+        self.left_at = datetime.combine(left, datetime.min.time(), ZoneInfo(zone)).replace(hour=17).astimezone(timezone.utc)
+
+    def due(self, at: datetime) -> bool:
+        return not self.done and at >= self.learned_at
+
+    def happen(self, host: DevHost, clock: Clock) -> None:
+        from shared.app import get_app
+        from shared.billing import Observation
+
+        self.done = True
+        clock.set(self.learned_at)
+        app = get_app()
+        user_id = _user_id(self.sim, PRICED.tenant_id, self.person)
+        state = app.ledger.current_states(PRICED.tenant_id)[user_id]
+        app.ledger.append(PRICED.tenant_id, [Observation(self.left_at, user_id, state.user_principal_name,
+                                                         state.display_name, skus=state.skus, deleted=True)],
+                          observed_at=clock.now, source="import")
+        self.sim.soft_delete_user(PRICED.tenant_id, user_id)  # Graph agrees (its notification changes nothing)
+        say(f"      Late news for {PRICED.name}: {self.person} left on {self.left_at:%d %B}, imported on "
+            f"{self.learned_at:%d %B}, after {period_name(self.period.previous())} was invoiced")
+
+
+def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock, late: LateNews | None = None) -> None:
     say(f"[3/5] Playing the month: {len(month.events)} directory changes, each arriving as a Graph notification ...")
     counts: Counter[str] = Counter()
     day = None
@@ -145,6 +210,9 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
             clock.set(datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=2, minutes=30))
             host.trigger_timer("renew_subscriptions")
             host.trigger_timer("daily_sync")
+            settle(sim, host)
+        if late is not None and late.due(event.at):
+            late.happen(host, clock)
             settle(sim, host)
         clock.set(event.at)
         tenant = event.client.tenant_id
@@ -159,6 +227,9 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
              "disable": lambda: sim.disable_user(tenant, user),
              "enable": lambda: sim.enable_user(tenant, user)}[event.kind]()
         counts[event.kind] += 1
+        settle(sim, host)
+    if late is not None and not late.done:
+        late.happen(host, clock)
         settle(sim, host)
     delivered = [d for d in sim.delivery_log if d.get("status", 0) and d["status"] < 300]
     say(f"      {counts['join']} joiners, {counts['leave']} leavers, {counts['restore']} restores, "
@@ -193,12 +264,22 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         status, preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")
         if status != 200 or not isinstance(preview, dict):
             raise RuntimeError(f"the preview of {client.name} answered {status}: {preview}")
-        mail = next((m for m in sent if set(m.to) & set(client.contacts)), None)
+        mail = next((m for m in sent if set(m.to) & set(client.contacts) and m.subject.startswith("Invoice ")
+                     and m.subject.endswith(f"for {period_name(period)}")), None)
         users = len({line["user_id"] for line in preview["lines"]})
         say(f"      {client.name:<19} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
             + (f"{mail.subject.split(' from ')[0]} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
         status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
         say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
+    previous = period.previous()
+    for blob in container.list_blobs(name_starts_with=f"{previous}/"):  # the first invoices and the correction
+        target = out / "invoices" / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(container.download_blob(blob.name).readall())
+    corrections = [c for header in app.runs.runs_of_period(period)
+                   for c in (app.runs.summary(header) or {}).get("corrections", [])]
+    for correction in corrections:
+        say(f"      Correction: {correction['sentence']} (PDF in {out / 'invoices' / str(previous)})")
     pdfs = [f for f in files if f.suffix == ".pdf"]
     lines_csv = [str(f) for f in files if f.name.startswith("invoice-lines-")]
     findings_csv = [str(f) for f in files if f.name.startswith("reconciliation-")]
@@ -207,4 +288,5 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
     say(f"      License reconciliation CSV (for the MSP): {', '.join(findings_csv) or 'none'}")
     say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
     say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
-    return 0 if len(pdfs) == len(CLIENTS) and len(sent) == len(CLIENTS) else 1
+    # Each client's invoice of the month and of the month before, and the one correction.
+    return 0 if len(pdfs) == len(CLIENTS) and len(sent) == 2 * len(CLIENTS) + 1 and len(corrections) == 1 else 1
