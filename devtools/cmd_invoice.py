@@ -31,7 +31,53 @@ def _parser() -> argparse.ArgumentParser:
     correct.add_argument("--tenant", required=True, help="client tenant id")
     correct.add_argument("--period", help="YYYY-MM: only this invoiced month")
     correct.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+    listing = sub.add_parser("list", help="every document of a client: invoices, supplementary invoices, credit notes")
+    listing.add_argument("--tenant", required=True, help="client tenant id")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    void = sub.add_parser("void", help="void an invoice or supplementary invoice with a full credit note")
+    void.add_argument("--reason", required=True, help="why, in plain words (printed on the credit note's record)")
+    reissue = sub.add_parser("reissue", help="void an invoice and issue a new one from the ledger as now known")
+    reissue.add_argument("--reason", default="re-issued from the ledger as now known", help="why")
+    resend = sub.add_parser("resend", help="email the same PDF again (recorded as a re-send, never a new number)")
+    resend.add_argument("--to", help="another address (default: the client's billing contacts)")
+    for command in (void, reissue, resend):
+        command.add_argument("--number", required=True, help="the document's number, e.g. INV-2026-00042")
+    for command in (listing, void, reissue, resend):
+        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     return parser
+
+
+def _documents(app, args) -> int:
+    """./dev invoice list|void|reissue|resend: the same services as their HTTP routes."""
+    import asyncio
+
+    from devtools.local_app import graph_failure
+    from shared.errors import ProrataError
+    from shared.graph.gateway import GraphError
+
+    service = app.document_service()
+    try:
+        if args.action == "list":
+            entries = service.list(args.tenant)
+            if args.json:
+                print(json.dumps([e.to_json() for e in entries], indent=1, ensure_ascii=False))
+            else:
+                for e in entries:
+                    print(f"{e.number:<16} {e.kind:<22} {e.period}  {e.currency} {e.total:>12}  {e.status:<8}"
+                          + (f"  refers to {e.refers_to}" if e.refers_to else ""))
+            return 0
+        if args.action == "resend":
+            print(asyncio.run(service.resend(args.number, args.to)))
+            return 0
+        outcomes = asyncio.run(service.void(args.number, args.reason, reissue=args.action == "reissue"))
+    except (GraphError, OSError) as error:
+        return graph_failure("invoice", app, error)
+    except ProrataError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        print(outcome.sentence)
+    return 0
 
 
 def _correct(app, args) -> int:
@@ -77,6 +123,8 @@ def _run(app, args) -> int:
 
     if args.action == "correct":
         return _correct(app, args)
+    if args.action in ("list", "void", "reissue", "resend"):
+        return _documents(app, args)
     service = app.close_service()
     tenant = app.tenants.get(args.tenant)
     if tenant is None:

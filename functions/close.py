@@ -83,3 +83,47 @@ def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
     except CloseError as error:
         return error_response(400, f"period: {error}")
     return json_response({"issued": [outcome.to_json() for outcome in outcomes]})
+
+
+@bp.route(route="tenants/{tenant_id}/documents", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+def documents_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Every document of the client: number, kind, period, total, currency, status, refers_to."""
+    from shared.errors import TenantNotOnboarded
+
+    try:
+        entries = get_app().document_service().list(req.route_params["tenant_id"])
+    except TenantNotOnboarded as error:
+        return error_response(404, str(error))
+    return json_response([entry.to_json() for entry in entries])
+
+
+@bp.route(route="invoices/{number}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def document_action(req: func.HttpRequest) -> func.HttpResponse:
+    """void {"reason"} (a full credit note), reissue {"reason"?} (void plus a new invoice from the
+    ledger as now known), resend {"to"?} (the same PDF again, recorded as a re-send)."""
+    from shared.billing import InputError
+    from shared.billing.limits import check_text, load_json
+    from shared.errors import ProrataError
+    from shared.services.documents import UnknownDocument
+
+    number, action = req.route_params["number"], req.route_params["action"]
+    if action not in ("void", "reissue", "resend"):
+        return error_response(404, f"no such action {action!r} (void, reissue, resend)")
+    service = get_app().document_service()
+    try:
+        body = load_json(req.get_body() or b"{}", what="the request body")
+        if not isinstance(body, dict) or set(body) - {"reason", "to"}:
+            raise InputError('expected {"reason": "..."} (void, reissue) or {"to": "address"} (resend)')
+        if action == "resend":
+            to = check_text(body["to"], "to", limit=254) if body.get("to") is not None else None
+            return json_response({"message": run_async(service.resend(number, to))})
+        default = "re-issued from the ledger as now known" if action == "reissue" else None
+        reason = check_text(body.get("reason", default), "reason", limit=500)
+        outcomes = run_async(service.void(number, reason, reissue=action == "reissue"))
+    except InputError as error:
+        return error_response(400, f"request body: {error}")
+    except UnknownDocument as error:
+        return error_response(404, str(error))
+    except ProrataError as error:
+        return error_response(409, str(error))
+    return json_response({"issued": [outcome.to_json() for outcome in outcomes]})

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.ports import GraphPort, InvoiceCounter, Mailer
     from shared.services.close import CloseService
     from shared.services.corrections import CorrectionService
+    from shared.services.documents import Documents
     from shared.services.notifications import GroupCommit, SubscriptionCache
     from shared.services.onboarding import Onboarding
     from shared.services.reconcile import Reconciler
@@ -231,6 +232,12 @@ class Prorata:
                             after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait,
                             corrections=None if documents else corrections)
+
+    def document_service(self, *, graph: GraphPort | None = None) -> Documents:
+        """Every document of a client: list, void, re-issue, re-send (shared/services/documents.py)."""
+        from shared.services.documents import Documents
+        return Documents(storage=self.storage, tenants=self.tenants, documents=self.documents,
+                         corrections=lambda: self.corrections(graph=graph), clock=self.now)
 
     def corrections(self, *, graph: GraphPort | None = None, after_step: Callable[[str], None] | None = None,
                     lease_ttl: timedelta | None = None, busy_wait: float | None = None) -> CorrectionService:

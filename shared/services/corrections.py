@@ -98,6 +98,9 @@ class CorrectionService:
             return []
         zone = tenant.plan.timezone
         existing = self.documents.of_month(tenant.tenant_id, period)
+        if issued_row.get("voided_at") and not any(row.get("kind") == DocumentKind.INVOICE and not row.get("voided_at")
+                                                   for row in existing):
+            return []  # voided and not re-issued: nothing of that month is billed any more
         computed_at = issued_row.time("computed_at") or now
         latest = max([computed_at, *(row.time("computed_at") or computed_at for row in existing)])
         if not self.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), latest):
@@ -113,16 +116,20 @@ class CorrectionService:
             return []
         history = self.ledger.read_month(tenant.tenant_id, period, zone).observations
         learned = self.ledger.learned_since(tenant.tenant_id, period.start(zone), period.end(zone), computed_at)
-        issued_on = now.astimezone(ZoneInfo(zone)).date()
+        issued_on = self.issued_on(tenant, now)
         round_ = 1 + max((int(row.row_key.split("|")[1]) for row in existing), default=0)
         rows = []
         for correction in corrections:
             reasons = explain_correction(correction, history, learned, zone)
             rows.append((document_key(period, round_, correction.kind),
-                         self._frozen(tenant, issued_row, issued, correction, reasons, issued_on, now)))
+                         self.frozen(tenant, issued_row, issued, correction, reasons, issued_on, now)))
         return rows
 
-    def _frozen(self, tenant: Tenant, issued_row: InvoiceRecord, issued: Invoice, correction: Correction,
+    def issued_on(self, tenant: Tenant, now: datetime) -> date:
+        """A document's date: the client's local date."""
+        return now.astimezone(ZoneInfo(tenant.plan.timezone)).date()
+
+    def frozen(self, tenant: Tenant, issued_row: InvoiceRecord, issued: Invoice, correction: Correction,
                 reasons: list[str], issued_on: date, now: datetime) -> dict[str, TableValue]:
         terms = self.settings.integer("INVOICE_PAYMENT_TERMS_DAYS")
         due_on = issued_on if correction.kind == DocumentKind.CREDIT_NOTE else issued_on + timedelta(days=terms)
@@ -145,7 +152,7 @@ class CorrectionService:
 
     # -- issuing ---------------------------------------------------------------------------
     async def correct_tenant(self, tenant_id: str, *, period: Period | None = None,
-                             closing: Period | None = None) -> list[DocumentOutcome]:
+                             closing: Period | None = None, resume_only: bool = False) -> list[DocumentOutcome]:
         """Issues the corrections of one client: of `period` only, or of every invoiced month in
         reach of `closing` (default: the client's current month). Then finishes every correcting
         document of the client that a crash left unfinished. Returns what this call issued."""
@@ -154,7 +161,9 @@ class CorrectionService:
             raise TenantNotOnboarded(tenant_id)
         now = self.now()
         current = Period.containing(now.astimezone(ZoneInfo(tenant.plan.timezone)).date())
-        if period is not None:
+        if resume_only:
+            months = []
+        elif period is not None:
             if not within_reach(period, current):
                 raise CloseError(f"{month_label(period)} cannot be corrected: corrections reach back "
                                  f"{REACH_BACK_MONTHS} months before {month_label(current)}, and never the month under way")

@@ -114,3 +114,17 @@ class InvoicedMonthsTable:
                 continue
             months[period] = row.get("number") or f"its close is under way ({status or 'queued'})"
         return months
+
+
+def invoice_rows(storage: Any, tenant_id: str, table: str = INVOICES) -> list[InvoiceRecord]:
+    """Every month row of a client in table `invoices` (numbered or not)."""
+    rows = storage.table(table).query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
+    return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
+
+
+def find_number(storage: Any, number: str) -> InvoiceRecord | None:
+    """The invoice, supplementary invoice or credit note with this number, in either table."""
+    for table in (INVOICES, DOCUMENTS):
+        for entity in storage.table(table).query_entities("number eq @number", parameters={"number": number}):
+            return InvoiceRecord.of(entity)
+    return None

@@ -10,6 +10,7 @@ import json
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from pypdf import PdfReader
@@ -242,3 +243,51 @@ def test_corrections_on_demand_over_http_and_with_dev_invoice_correct(env, tmp_p
     assert "Nothing to correct" in capsys.readouterr().out  # the second run issues nothing
     assert cmd_invoice.main(["correct", "--tenant", tenant.tenant_id, "--period", "2026-1",
                              "--settings", str(settings)]) == 2
+
+
+def test_documents_are_listed_voided_reissued_and_resent(env):
+    tenant = env.client("Lifecycle Dental")
+    invoice = env.app.close_service().invoices.get(tenant.tenant_id, OCTOBER)
+    number = invoice["number"]
+    env.learn(tenant, ann_left(tenant), NOV_3)
+    [credit] = env.correct(tenant)
+
+    status, _, body = call(env.host, "GET", f"/api/tenants/{tenant.tenant_id}/documents")
+    listed = [(d["number"], d["kind"], d["period"], d["status"], d["refers_to"]) for d in json.loads(body)]
+    assert status == 200 and listed == [(number, "invoice", "2026-10", "emailed", ""),
+                                        (credit.number, "credit_note", "2026-10", "emailed", number)]
+
+    # re-send: the same PDF again, to another address, recorded; never a new number
+    status, _, body = call(env.host, "POST", f"/api/invoices/{number}/resend", {"to": "books@lifecycle.example"})
+    assert status == 200 and "Re-sent invoice" in json.loads(body)["message"]
+    [again] = [m for m in env.sim.outbox if "books@lifecycle.example" in m.to]
+    assert again.attachments[0].data == env.app.close_service().archive.get(invoice["blob"])
+
+    # bad requests, and nothing half-written by them
+    assert call(env.host, "POST", f"/api/invoices/{credit.number}/void", {"reason": "x"})[0] == 409  # a credit note
+    assert call(env.host, "POST", "/api/invoices/INV-1999-99999/void", {"reason": "x"})[0] == 404
+    assert call(env.host, "POST", f"/api/invoices/{number}/void", {})[0] == 400  # no reason
+    assert call(env.host, "POST", f"/api/invoices/{number}/frobnicate", {})[0] == 404
+    assert len(env.documents(tenant)) == 1
+
+    # re-issue: the whole month credited and a new invoice from the ledger as now known
+    env.clock.now = datetime(2026, 11, 5, 9, tzinfo=UTC)
+    outcomes = env.run(env.app.document_service().void(number, "wrong address on the invoice", reissue=True))
+    assert sorted(o.kind for o in outcomes) == ["credit_note", "invoice"]
+    void = next(o for o in outcomes if o.kind == "credit_note")
+    new = next(o for o in outcomes if o.kind == "invoice")
+    rows = {row["number"]: row for row in env.documents(tenant)}
+    billed = Decimal(invoice["subtotal"]) + Decimal(rows[credit.number]["subtotal"])
+    assert Decimal(rows[void.number]["subtotal"]) == -billed  # everything billed for October so far
+    assert new.number.startswith("INV-2026-") and Decimal(rows[new.number]["subtotal"]) == billed
+    statuses = {d.number: d.status for d in env.app.document_service().list(tenant.tenant_id)}
+    assert statuses[number] == "voided" and statuses[new.number] == "emailed"
+    assert env.correct(tenant) == []  # the month as billed equals the ledger: nothing more
+    with pytest.raises(Exception, match="was voided"):
+        env.run(env.app.document_service().void(number, "again"))
+    assert cmd_invoice.main(["list", "--tenant", tenant.tenant_id, "--json", "--settings", str(settings)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["kind"] for d in listed] == ["invoice", "credit_note"] and listed[1]["refers_to"] == listed[0]["number"]
+    assert cmd_invoice.main(["void", "--number", listed[1]["number"], "--reason", "x", "--settings", str(settings)]) == 1
+    assert "a credit note cannot be voided" in capsys.readouterr().err
+    assert cmd_invoice.main(["resend", "--number", "NOPE-1", "--settings", str(settings)]) == 1
