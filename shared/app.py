@@ -113,14 +113,14 @@ class Prorata:
         """The invoice counter (built when a close first numbers: a bad number format fails then).
         It numbers invoices and supplementary invoices (table `documents`) in one sequence."""
         from shared.storage.numbering import InvoiceNumbering
-        return InvoiceNumbering(self.storage, self.numbered_rows, template=self.settings.get("INVOICE_NUMBER_FORMAT"),
+        return InvoiceNumbering(self.storage, self.numbered_rows, template=self.settings.require("INVOICE_NUMBER_FORMAT"),
                                 prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
 
     def credit_note_numbering(self) -> InvoiceNumbering:
         """Credit notes' own gap-free counter (CREDIT_NOTE_NUMBER_FORMAT)."""
         from shared.storage.numbering import CreditNoteNumbering
         return CreditNoteNumbering(self.storage, self.numbered_rows,
-                                   template=self.settings.get("CREDIT_NOTE_NUMBER_FORMAT"),
+                                   template=self.settings.require("CREDIT_NOTE_NUMBER_FORMAT"),
                                    prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
 
     @cached_property
