@@ -58,7 +58,7 @@ def _documents(app, args) -> int:
     service = app.document_service()
     try:
         if args.action == "list":
-            entries = service.list(args.tenant)
+            entries = service.listing(args.tenant)
             if args.json:
                 print(json.dumps([e.to_json() for e in entries], indent=1, ensure_ascii=False))
             else:

@@ -91,7 +91,7 @@ def documents_list(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import TenantNotOnboarded
 
     try:
-        entries = get_app().document_service().list(req.route_params["tenant_id"])
+        entries = get_app().document_service().listing(req.route_params["tenant_id"])
     except TenantNotOnboarded as error:
         return error_response(404, str(error))
     return json_response([entry.to_json() for entry in entries])

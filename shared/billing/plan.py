@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.billing.errors import InputError
@@ -168,7 +168,7 @@ def _patterns(data: Mapping[str, Any], prefix: str = "") -> tuple[str, ...]:
     return tuple(patterns)
 
 
-_VERSIONED_READERS = {
+_VERSIONED_READERS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "per_user_price": _per_user_price, "sku_prices": _sku_prices, "include_guests":
     lambda data, prefix: _flag(data, "include_guests", prefix), "include_disabled":
     lambda data, prefix: _flag(data, "include_disabled", prefix), "require_license":

@@ -74,7 +74,7 @@ class Documents:
         self._storage, self.tenants, self.documents = storage, tenants, documents
         self._corrections, self.now = corrections, clock
 
-    def list(self, tenant_id: str) -> list[DocumentEntry]:
+    def listing(self, tenant_id: str) -> list[DocumentEntry]:
         if self.tenants.get(tenant_id) is None:
             raise TenantNotOnboarded(tenant_id)
         rows = [row for row in invoice_rows(self._storage, tenant_id) if row.get("number")]

@@ -23,6 +23,10 @@ INVOICES = "invoices"
 DOCUMENTS = "documents"
 
 
+def _record(entity: Any) -> InvoiceRecord:
+    return InvoiceRecord(dict(entity), entity.metadata["etag"])
+
+
 def document_key(period: Period | str, round_: int, kind: str) -> str:
     return f"{period}|{round_:02d}|{kind}"
 
@@ -38,7 +42,7 @@ class DocumentStore:
         self._storage, self._table_name = storage, table
 
     @property
-    def _table(self):
+    def _table(self) -> Any:
         return self._storage.table(self._table_name)
 
     def get(self, tenant_id: str, key: Period | str) -> InvoiceRecord | None:
@@ -51,11 +55,11 @@ class DocumentStore:
     def of_month(self, tenant_id: str, period: Period | str) -> list[InvoiceRecord]:
         rows = self._table.query_entities("PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
                                           parameters={"pk": tenant_id, "low": f"{period}|", "high": f"{period}}}"})
-        return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
+        return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
-        return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
+        return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
     def create_round(self, tenant_id: str, rows: Iterable[tuple[str, Mapping[str, TableValue]]]) -> list[InvoiceRecord]:
         """Creates a round's documents in one transaction; Conflict if any of them exists."""
@@ -80,7 +84,7 @@ class NumberedRows:
     def __init__(self, invoices: InvoiceStore, documents: DocumentStore):
         self._invoices, self._documents = invoices, documents
 
-    def _store(self, key: str) -> Any:
+    def _store(self, key: str) -> DocumentStore | InvoiceStore:
         return self._documents if is_document_key(key) else self._invoices
 
     def get(self, tenant_id: str, key: Period | str) -> InvoiceRecord | None:
@@ -119,12 +123,12 @@ class InvoicedMonthsTable:
 def invoice_rows(storage: Any, tenant_id: str, table: str = INVOICES) -> list[InvoiceRecord]:
     """Every month row of a client in table `invoices` (numbered or not)."""
     rows = storage.table(table).query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
-    return sorted((InvoiceRecord.of(entity) for entity in rows), key=lambda row: row.row_key)
+    return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
 
 def find_number(storage: Any, number: str) -> InvoiceRecord | None:
     """The invoice, supplementary invoice or credit note with this number, in either table."""
     for table in (INVOICES, DOCUMENTS):
         for entity in storage.table(table).query_entities("number eq @number", parameters={"number": number}):
-            return InvoiceRecord.of(entity)
+            return _record(entity)
     return None

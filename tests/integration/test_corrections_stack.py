@@ -243,6 +243,12 @@ def test_corrections_on_demand_over_http_and_with_dev_invoice_correct(env, tmp_p
     assert "Nothing to correct" in capsys.readouterr().out  # the second run issues nothing
     assert cmd_invoice.main(["correct", "--tenant", tenant.tenant_id, "--period", "2026-1",
                              "--settings", str(settings)]) == 2
+    assert cmd_invoice.main(["list", "--tenant", tenant.tenant_id, "--json", "--settings", str(settings)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["kind"] for d in listed] == ["invoice", "credit_note"] and listed[1]["refers_to"] == listed[0]["number"]
+    assert cmd_invoice.main(["void", "--number", listed[1]["number"], "--reason", "x", "--settings", str(settings)]) == 1
+    assert "a credit note cannot be voided" in capsys.readouterr().err
+    assert cmd_invoice.main(["resend", "--number", "NOPE-1", "--settings", str(settings)]) == 1
 
 
 def test_documents_are_listed_voided_reissued_and_resent(env):
@@ -280,14 +286,8 @@ def test_documents_are_listed_voided_reissued_and_resent(env):
     billed = Decimal(invoice["subtotal"]) + Decimal(rows[credit.number]["subtotal"])
     assert Decimal(rows[void.number]["subtotal"]) == -billed  # everything billed for October so far
     assert new.number.startswith("INV-2026-") and Decimal(rows[new.number]["subtotal"]) == billed
-    statuses = {d.number: d.status for d in env.app.document_service().list(tenant.tenant_id)}
+    statuses = {d.number: d.status for d in env.app.document_service().listing(tenant.tenant_id)}
     assert statuses[number] == "voided" and statuses[new.number] == "emailed"
     assert env.correct(tenant) == []  # the month as billed equals the ledger: nothing more
     with pytest.raises(Exception, match="was voided"):
         env.run(env.app.document_service().void(number, "again"))
-    assert cmd_invoice.main(["list", "--tenant", tenant.tenant_id, "--json", "--settings", str(settings)]) == 0
-    listed = json.loads(capsys.readouterr().out)
-    assert [d["kind"] for d in listed] == ["invoice", "credit_note"] and listed[1]["refers_to"] == listed[0]["number"]
-    assert cmd_invoice.main(["void", "--number", listed[1]["number"], "--reason", "x", "--settings", str(settings)]) == 1
-    assert "a credit note cannot be voided" in capsys.readouterr().err
-    assert cmd_invoice.main(["resend", "--number", "NOPE-1", "--settings", str(settings)]) == 1
