@@ -40,9 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     reissue.add_argument("--reason", default="re-issued from the ledger as now known", help="why")
     resend = sub.add_parser("resend", help="email the same PDF again (recorded as a re-send, never a new number)")
     resend.add_argument("--to", help="another address (default: the client's billing contacts)")
-    for command in (void, reissue, resend):
+    explain = sub.add_parser("explain", help="for each line, the runs of days it charged and the ledger records "
+                             "that began and ended each run")
+    explain.add_argument("--user", help="only this user's lines (id, UPN or display name)")
+    for command in (void, reissue, resend, explain):
         command.add_argument("--number", required=True, help="the document's number, e.g. INV-2026-00042")
-    for command in (listing, void, reissue, resend):
+    for command in (listing, void, reissue, resend, explain):
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     return parser
 
@@ -65,6 +68,9 @@ def _documents(app, args) -> int:
                 for e in entries:
                     print(f"{e.number:<16} {e.kind:<22} {e.period}  {e.currency} {e.total:>12}  {e.status:<8}"
                           + (f"  refers to {e.refers_to}" if e.refers_to else ""))
+            return 0
+        if args.action == "explain":
+            print("\n".join(service.explain(args.number, args.user)))
             return 0
         if args.action == "resend":
             print(asyncio.run(service.resend(args.number, args.to)))
@@ -123,7 +129,7 @@ def _run(app, args) -> int:
 
     if args.action == "correct":
         return _correct(app, args)
-    if args.action in ("list", "void", "reissue", "resend"):
+    if args.action in ("list", "void", "reissue", "resend", "explain"):
         return _documents(app, args)
     service = app.close_service()
     tenant = app.tenants.get(args.tenant)

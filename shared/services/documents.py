@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
-from shared.billing import Invoice, Period
+from shared.billing import Invoice, Observation, Period
 from shared.billing.corrections import DocumentKind, compute_corrections
 from shared.billing.observations import format_instant
 from shared.errors import ProrataError, TenantNotOnboarded
@@ -163,6 +165,56 @@ class Documents:
                     raise
                 row = fresh
 
+    # -- explain ---------------------------------------------------------------------------
+    def explain(self, number: str, user: str | None = None) -> list[str]:
+        """For each line of an invoice: the runs of days it charged and the ledger records that
+        began and ended each run, as the ledger stood when the invoice was computed (records it
+        learned later are what the month's corrections are about, and are listed with them)."""
+        from shared.billing.explain import explain_runs
+
+        row = self.find(number)
+        invoice = unpack_invoice(row)
+        zone, period = invoice.plan.timezone, invoice.period
+        service = self._corrections()
+        lines = [line for line in invoice.lines
+                 if user is None or user.lower() in (line.user_id.lower(), line.user_principal_name.lower(),
+                                                     line.display_name.lower())]
+        if user is not None and not lines:
+            raise DocumentRefused(f"{number} has no line of {user!r}")
+        title = DOCUMENT_TITLES.get(str(row.get("kind") or "invoice"), "Invoice")
+        text = [f"{title} {number} for {row.get('client_name')}, {period.first_day:%B %Y} "
+                f"({row.get('currency')} {row.get('total')})"]
+        if row.get("kind") in (DocumentKind.SUPPLEMENTARY_INVOICE, DocumentKind.CREDIT_NOTE):
+            text += [f"  corrects {row.get('corrects')}: {reason}" for reason in json.loads(row.get("reasons") or "[]")]
+            text += [f"  {line.display_name} ({line.user_principal_name}), {line.item} at {line.unit_price}: "
+                     f"{line.days:+d} days, {line.amount} {invoice.currency}" for line in lines]
+            return text
+        computed_at = row.time("computed_at") or self.now()
+        late = {(o.user_id, o.at) for o, _ in service.ledger.learned_since(row.tenant_id, period.start(zone),
+                                                                           period.end(zone), computed_at)}
+        known = [o for o in service.ledger.read_month(row.tenant_id, period, zone).observations
+                 if (o.user_id, o.at) not in late]
+        runs = explain_runs(invoice.plan, known, period)
+        for line in lines:
+            text.append(f"{line.display_name} ({line.user_principal_name}), {line.item} at {line.unit_price}: "
+                        f"{line.days} days, {line.amount} {invoice.currency}")
+            for run in runs:
+                if (run.user_id, run.item) != (line.user_id, line.item):
+                    continue
+                if invoice.plan.proration != "none" and run.unit_price != line.unit_price:
+                    continue
+                span = (f"{run.first_day.day}–{run.last_day.day} {run.last_day:%B}" if run.days > 1
+                        else f"{run.first_day.day} {run.first_day:%B}")
+                began = f"began with the record of {_when(run.began.at, zone)} ({_state(run.began)})"
+                if run.price_changed:
+                    ended = "ended by a price change (plan version)"
+                elif run.ended is None:
+                    ended = "held to the end of the month"
+                else:
+                    ended = f"ended by the record of {_when(run.ended.at, zone)} ({_state(run.ended)})"
+                text.append(f"  {span} ({run.days} day{'s' if run.days != 1 else ''}): {began}; {ended}")
+        return text
+
     # -- re-send ----------------------------------------------------------------------------
     async def resend(self, number: str, to: str | None = None) -> str:
         """The archived PDF emailed again; recorded on the document as a re-send."""
@@ -189,3 +241,15 @@ class Documents:
         log.info(sentence)
         return sentence
 
+
+
+def _when(at: datetime, zone: str) -> str:
+    local = at.astimezone(ZoneInfo(zone))
+    return f"{local.day} {local:%B %H:%M}"
+
+
+def _state(observation: Observation) -> str:
+    if observation.deleted:
+        return "deleted"
+    parts = [observation.user_type, "enabled" if observation.account_enabled else "disabled"]
+    return ", ".join(parts + [", ".join(observation.skus) or "no licenses"])

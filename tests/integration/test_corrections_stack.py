@@ -291,3 +291,17 @@ def test_documents_are_listed_voided_reissued_and_resent(env):
     assert env.correct(tenant) == []  # the month as billed equals the ledger: nothing more
     with pytest.raises(Exception, match="was voided"):
         env.run(env.app.document_service().void(number, "again"))
+
+
+def test_explain_shows_each_lines_runs_of_days_and_the_records_that_began_and_ended_them(env):
+    tenant = env.client("Explain Dental")
+    env.learn(tenant, ann_left(tenant), NOV_3)  # learned after the invoice: not part of its trail
+    number = env.app.close_service().invoices.get(tenant.tenant_id, OCTOBER)["number"]
+    text = env.app.document_service().explain(number, "Ann Lee")
+    assert text[0].startswith(f"Invoice {number} for Explain Dental, October 2026")
+    assert text[1] == "Ann Lee (ann@explain-dental.example), user at 45.00: 31 days, 45.00 USD"
+    assert text[2] == ("  1–31 October (31 days): began with the record of 11 September 00:00 (Member, enabled, SPB); "
+                       "held to the end of the month")
+    [credit] = env.correct(tenant)
+    assert "corrects " + number + ": Ann Lee left on 20 October, known since 3 November" in \
+        "\n".join(env.app.document_service().explain(credit.number))
