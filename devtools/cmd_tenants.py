@@ -27,7 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("--add-version", type=Path, metavar="FILE",
                         help='JSON: {"effective_from": "YYYY-MM-DD", "per_user_price": "49.00", ...}')
     change.add_argument("--remove-version", metavar="YYYY-MM-DD", help="delete the version of that date (not yet in force)")
-    for command in (add, remove, sync, show, plan, *[p for n, p in sub.choices.items() if n == "list"]):
+    charge = sub.add_parser("charge", help="a one-off charge (or, negative, a credit) on a month's invoice")
+    charge.add_argument("--tenant", required=True)
+    charge.add_argument("--period", required=True, help="YYYY-MM: the invoice that carries it (not yet closed)")
+    charge.add_argument("--description", required=True, help="the line's text, e.g. 'Server migration project'")
+    charge.add_argument("--amount", required=True, help="in the plan's currency, e.g. 1200.00 or -50.00")
+    charge.add_argument("--currency", help="optional check: the plan's currency")
+    for command in (add, remove, sync, show, plan, charge, *[p for n, p in sub.choices.items() if n == "list"]):
         command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
     return parser
 
@@ -99,6 +105,28 @@ def _plan(app, args) -> int:
     return 0
 
 
+def _charge(app, args) -> int:
+    """./dev tenants charge: the same service as POST /api/tenants/{id}/charges."""
+    from shared.billing import InputError
+    from shared.errors import ProrataError
+    from shared.services.charges import add_charge
+
+    data = {"period": args.period, "description": args.description, "amount": args.amount}
+    if args.currency:
+        data["currency"] = args.currency
+    try:
+        added = add_charge(tenants=app.tenants, invoices=app.invoices, charges=app.charges, clock=app.now,
+                           tenant_id=args.tenant, data=data)
+    except InputError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 2
+    except ProrataError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 1
+    print(added["message"])
+    return 0
+
+
 def read_version(path: Path):
     """The plan version file's JSON, or None after saying on stderr what is wrong with it."""
     from shared.billing import InputError
@@ -128,5 +156,8 @@ def main(argv: list[str]) -> int:
     if args.action in ("show", "plan"):
         with local_app(args.settings, quiet=True) as app:
             return _plan(app, args)
+    if args.action == "charge":
+        with local_app(args.settings, quiet=True) as app:
+            return _charge(app, args)
     with local_app(args.settings) as app:
         return asyncio.run(_run(app, args))

@@ -92,3 +92,26 @@ def plan_version_remove(req: func.HttpRequest) -> func.HttpResponse:
     except PlanChangeRefused as error:
         return error_response(409, str(error))
     return json_response(changed.to_json())
+
+
+@bp.route(route="tenants/{tenant_id}/charges", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+def charges_add(req: func.HttpRequest) -> func.HttpResponse:
+    """A one-off charge or credit {"period", "description", "amount"} on that period's invoice: 201;
+    409 once that period's close has begun; 400 for another currency than the plan's."""
+    from shared.billing import InputError
+    from shared.billing.limits import load_json
+    from shared.errors import TenantNotOnboarded
+    from shared.services.charges import ChargeRefused, add_charge
+
+    app = get_app()
+    try:
+        data = load_json(req.get_body() or b"null", what="the request body")
+        added = add_charge(tenants=app.tenants, invoices=app.invoices, charges=app.charges, clock=app.now,
+                           tenant_id=req.route_params["tenant_id"], data=data)
+    except InputError as error:
+        return error_response(400, f"request body: {error}")
+    except TenantNotOnboarded as error:
+        return error_response(404, str(error))
+    except ChargeRefused as error:
+        return error_response(409, str(error))
+    return json_response(added, 201)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.services.tenant_sync import TenantSync
     from shared.storage import Storage
     from shared.storage.archive import InvoiceArchive
+    from shared.storage.charges import ChargeStore
     from shared.storage.documents import DocumentStore, InvoicedMonthsTable, NumberedRows
     from shared.storage.invoices import InvoiceStore, RunStore
     from shared.storage.ledger import TableLedger
@@ -134,6 +135,11 @@ class Prorata:
         return NumberedRows(self.invoices, self.documents)
 
     @cached_property
+    def charges(self) -> ChargeStore:
+        from shared.storage.charges import ChargeStore
+        return ChargeStore(self.storage)
+
+    @cached_property
     def invoiced_months(self) -> InvoicedMonthsTable:
         from shared.storage.documents import InvoicedMonthsTable
         return InvoicedMonthsTable(self.storage)
@@ -231,7 +237,7 @@ class Prorata:
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
                             after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait,
-                            corrections=None if documents else corrections)
+                            corrections=None if documents else corrections, charges=self.charges)
 
     def document_service(self, *, graph: GraphPort | None = None) -> Documents:
         """Every document of a client: list, void, re-issue, re-send (shared/services/documents.py)."""

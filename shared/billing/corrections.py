@@ -18,7 +18,7 @@ from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from shared.billing.invoice import Invoice, InvoiceLine, line_order
-from shared.billing.money import round_half_up
+from shared.billing.money import round_signed
 from shared.billing.observations import Observation
 from shared.billing.period import Period
 
@@ -103,10 +103,8 @@ def compute_corrections(billed: Iterable[InvoiceLine], fresh: Invoice, *, correc
 def _document(kind: DocumentKind, lines: list[InvoiceLine], fresh: Invoice, corrects: str,
               tax_rate: Decimal) -> Correction:
     subtotal = sum((line.amount for line in lines), Decimal(0))
-    # tax = |subtotal| × the original invoice's rate, rounded half-up once, with the subtotal's sign
-    tax = round_half_up(Fraction(abs(subtotal)) * Fraction(tax_rate), fresh.currency)
-    if subtotal < 0:
-        tax = -tax
+    # tax = subtotal × the original invoice's rate, rounded half-up once (symmetric for a credit)
+    tax = round_signed(Fraction(subtotal) * Fraction(tax_rate), fresh.currency)
     return Correction(kind=kind, corrects=corrects, period=fresh.period, currency=fresh.currency,
                       tax_rate=tax_rate, lines=tuple(lines), subtotal=subtotal, tax=tax, total=subtotal + tax)
 

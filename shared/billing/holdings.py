@@ -8,6 +8,7 @@ from shared.billing.observations import Observation
 from shared.billing.plan import Plan
 
 USER_ITEM = "user"
+CHARGE_ITEM = "charge"  # a one-off charge or credit (charges.py), not a user's item
 
 
 def per_user_exclusion(plan: Plan, state: Observation) -> str | None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterable, Iterator
 
-from shared.billing.holdings import USER_ITEM
+from shared.billing.holdings import CHARGE_ITEM, USER_ITEM
 from shared.billing.money import format_money, format_price, round_half_up
 from shared.billing.observations import Observation
 from shared.billing.period import Period
@@ -42,7 +42,7 @@ class Invoice:
 
     @property
     def billable_users(self) -> int:
-        return len({line.user_id for line in self.lines})
+        return len({line.user_id for line in self.lines if line.item != CHARGE_ITEM})
 
     def to_json(self) -> dict[str, Any]:
         """The invoice as the spec's JSON: money as strings with the currency's minor digits."""

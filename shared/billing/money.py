@@ -40,6 +40,13 @@ def round_half_up(exact: Fraction, currency: str) -> Decimal:
     return Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
+def round_signed(exact: Fraction, currency: str) -> Decimal:
+    """Half-up rounding of a signed amount, symmetric around zero (a credit rounds as the charge
+    of the same size would: -2.675 -> -2.68)."""
+    rounded = round_half_up(abs(exact), currency)
+    return -rounded if exact < 0 else rounded
+
+
 def format_money(amount: Decimal, currency: str) -> str:
     """A money string with exactly the currency's minor digits ("24.68", JPY "1200")."""
     return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))

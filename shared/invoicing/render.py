@@ -17,7 +17,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Iterator, Sequence
 
-from shared.billing.holdings import USER_ITEM
+from shared.billing.holdings import CHARGE_ITEM, USER_ITEM
 from shared.billing.invoice import InvoiceLine
 from shared.invoicing.document import Brand, InvoiceDocument
 
@@ -54,6 +54,8 @@ _UNICODE_FONT_CANDIDATES = (
 
 
 def item_label(item: str) -> str:
+    if item == CHARGE_ITEM:  # shared/billing/charges.py: a one-off charge or credit, named by its description
+        return "One-off"
     return USER_ITEM_LABEL if item == USER_ITEM else item
 
 

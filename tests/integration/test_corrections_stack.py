@@ -305,3 +305,37 @@ def test_explain_shows_each_lines_runs_of_days_and_the_records_that_began_and_en
     [credit] = env.correct(tenant)
     assert "corrects " + number + ": Ann Lee left on 20 October, known since 3 November" in \
         "\n".join(env.app.document_service().explain(credit.number))
+
+
+def test_a_one_off_charge_is_its_own_line_on_its_months_invoice_and_refused_once_invoiced(env, tmp_path, capsys):
+    from devtools import cmd_tenants
+
+    tenant = env.client("Charges Dental")  # October is invoiced
+    path = f"/api/tenants/{tenant.tenant_id}/charges"
+    status, _, body = call(env.host, "POST", path, {"period": "2026-10", "description": "Late project", "amount": "10.00"})
+    assert status == 409 and "October 2026 of Charges Dental is invoiced" in json.loads(body)["error"]
+    status, _, body = call(env.host, "POST", path, {"period": "2026-11", "description": "x", "amount": "10", "currency": "EUR"})
+    assert status == 400 and "currency" in json.loads(body)["error"]
+    assert call(env.host, "POST", f"/api/tenants/{uuid.uuid4()}/charges",
+                {"period": "2026-11", "description": "x", "amount": "1"})[0] == 404
+    status, _, body = call(env.host, "POST", path, {"period": "2026-11", "description": "Server migration",
+                                                    "amount": "1200.00"})
+    assert status == 201 and json.loads(body)["amount"] == "1200.00"
+
+    settings = tmp_path / "local.settings.json"
+    settings.write_text(json.dumps({"Values": dict(env.app.settings.values)}))
+    assert cmd_tenants.main(["charge", "--tenant", tenant.tenant_id, "--period", "2026-11", "--description",
+                             "Goodwill credit", "--amount", "-50.00", "--settings", str(settings)]) == 0
+    assert 'one-off credit "Goodwill credit" of -50.00 USD on the invoice of November 2026' in capsys.readouterr().out
+    assert cmd_tenants.main(["charge", "--tenant", tenant.tenant_id, "--period", "2026-11", "--description", "x",
+                             "--amount", "lots", "--settings", str(settings)]) == 2
+
+    env.clock.now = datetime(2026, 12, 1, 6, tzinfo=UTC)
+    assert env.run(env.app.close_service().close_tenant(tenant.tenant_id, Period(2026, 11))).kind == "emailed"
+    row = env.app.close_service().invoices.get(tenant.tenant_id, Period(2026, 11))
+    from shared.storage.invoices import unpack_invoice
+    lines = [(l.display_name, l.item, str(l.amount)) for l in unpack_invoice(row).lines]
+    assert lines[-2:] == [("Server migration", "charge", "1200.00"), ("Goodwill credit", "charge", "-50.00")]
+    pdf = env.app.close_service().archive.get(row["blob"])
+    text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Server migration" in text and "Goodwill credit" in text

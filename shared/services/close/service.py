@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period, compute_invoice
+from shared.billing.charges import with_charges
 from shared.billing.money import format_money
 from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
@@ -82,6 +83,7 @@ from shared.tenants import Tenant
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.document import Brand
+    from shared.services.charges import ChargeRepository
     from shared.services.corrections import CorrectionService
 
 log = logging.getLogger("prorata.close")
@@ -105,12 +107,14 @@ class CloseService:
                  counter: Callable[[], InvoiceCounter], mailer: Callable[[], Mailer], brand: Callable[[], Brand],
                  reconciler: Reconciler, clock: Clock, after_step: Callable[[str], None] | None = None,
                  lease_ttl: timedelta = LEASE_TTL, busy_wait: float = BUSY_WAIT_SECONDS,
-                 corrections: Callable[[], CorrectionService] | None = None):
+                 corrections: Callable[[], CorrectionService] | None = None,
+                 charges: ChargeRepository | None = None):
         self.settings, self.tenants, self.ledger = settings, tenants, ledger
         self.invoices, self.runs, self.archive, self.queues = invoices, runs, archive, queues
         self.reconciler, self.now = reconciler, clock
         self._counter_factory, self._mailer_factory, self._brand_factory = counter, mailer, brand
         self._corrections = corrections  # issues corrections of earlier months with each close
+        self.charges = charges  # one-off charges and credits, lines of their period's invoice
         self._counter: InvoiceCounter | None = None
         self._mailer: Mailer | None = None
         self._brand: Brand | None = None
@@ -152,7 +156,10 @@ class CloseService:
         cut = min(as_of, tenant.offboarded_at or as_of)
         if cut < period.end(zone):
             observations = month_to_date(observations, cut)
-        return compute_invoice(tenant.plan, observations, period), to_date
+        invoice = compute_invoice(tenant.plan, observations, period)
+        if self.charges is not None:
+            invoice = with_charges(invoice, self.charges.of_period(tenant.tenant_id, period))
+        return invoice, to_date
 
     def preview(self, tenant_id: str, period: Period) -> dict[str, Any]:
         """The invoice JSON of a month that has started (month to date for the current one),
