@@ -25,7 +25,7 @@ from shared.billing.month_to_date import month_to_date
 from shared.services.close import CloseService
 from shared.settings import Settings
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
-from tests.stack import call, running_stack
+from tests.integration.stack import call, running_stack
 
 UTC = timezone.utc
 OCTOBER = Period(2026, 10)
