@@ -18,7 +18,7 @@ from pypdf import PdfReader
 from shared.billing import Observation, Period, parse_plan
 from shared.storage.documents import DocumentStore
 from shared.tenants import OFFBOARDED, Tenant
-from tests.stack import call, running_stack
+from tests.integration.stack import call, running_stack
 
 UTC = timezone.utc
 OCTOBER = Period(2026, 10)

@@ -11,7 +11,7 @@ import pytest
 from shared.billing import Period, parse_plan
 from shared.storage.invoices import InvoiceStore
 from shared.tenants import OFFBOARDED, Tenant
-from tests.stack import call, running_stack
+from tests.integration.stack import call, running_stack
 
 
 @pytest.fixture(scope="module")
