@@ -251,8 +251,10 @@ class Prorata:
         from shared.services.corrections import CorrectionService
         steps = self.close_service(graph=graph, after_step=after_step, lease_ttl=lease_ttl, busy_wait=busy_wait,
                                    documents=True)
+        from shared.storage.documents import invoice_rows
         return CorrectionService(tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
-                                 documents=self.documents, steps=steps, settings=self.settings, clock=self.now)
+                                 documents=self.documents, steps=steps, settings=self.settings, clock=self.now,
+                                 invoice_rows=lambda tenant_id: invoice_rows(self.storage, tenant_id))
 
     # --- the webhook's collaborators (kept for the process) ------------------------------------
     @cached_property

@@ -21,7 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period
@@ -85,9 +85,12 @@ class CorrectionService:
     (`steps`: a CloseService working on table `documents`)."""
 
     def __init__(self, *, tenants: TenantRepository, ledger: LedgerPort, invoices: InvoiceRepository,
-                 documents: DocumentStore, steps: CloseService, settings: Settings, clock: Clock):
+                 documents: DocumentStore, steps: CloseService, settings: Settings, clock: Clock,
+                 invoice_rows: Callable[[str], list[InvoiceRecord]]):
         self.tenants, self.ledger, self.invoices, self.documents = tenants, ledger, invoices, documents
         self.steps, self.settings, self.now = steps, settings, clock
+        self.invoice_rows = invoice_rows  # every month row of a client in table `invoices`
+        self.notes: list[str] = []        # changes found beyond the reach: reported, not billed
 
     # -- finding what to correct -----------------------------------------------------------
     def plan_round(self, tenant: Tenant, period: Period, now: datetime) -> list[tuple[str, dict[str, TableValue]]]:
@@ -169,7 +172,7 @@ class CorrectionService:
                                  f"{REACH_BACK_MONTHS} months before {month_label(current)}, and never the month under way")
             months = [period]
         else:
-            months = months_before(closing or current, REACH_BACK_MONTHS)
+            months = self.months_with_news(tenant, closing or current)
         for month in months:
             for _ in range(3):
                 rows = self.plan_round(tenant, month, now)
@@ -189,6 +192,38 @@ class CorrectionService:
             await self.steps.runner.run(work, self.steps.steps)
             outcomes.append(document_outcome(work.row))
         return outcomes
+
+    def months_with_news(self, tenant: Tenant, closing: Period) -> list[Period]:
+        """The emailed months in reach of `closing` about which the ledger learned something after
+        they were last billed (two queries, whatever the number of months). A month older than
+        the reach with such news is logged and noted (`self.notes`), not billed."""
+        window = months_before(closing, 2 * REACH_BACK_MONTHS)
+        emailed = {Period.parse(row.row_key): row for row in self.invoice_rows(tenant.tenant_id)
+                   if row.get("step") == Step.EMAILED and row.get("number") and row.row_key.count("-") == 1}
+        candidates = [month for month in window if month in emailed]
+        if not candidates:
+            return []
+        zone = tenant.plan.timezone
+        billed_at: dict[Period, datetime] = {}
+        for month in candidates:
+            billed_at[month] = emailed[month].time("computed_at") or self.now()
+        for row in self.documents.of_tenant(tenant.tenant_id):
+            month = Period.parse(str(row.get("period") or row.row_key[:7]))
+            when = row.time("computed_at")
+            if month in billed_at and when is not None and when > billed_at[month]:
+                billed_at[month] = when
+        learned = self.ledger.learned_since(tenant.tenant_id, min(candidates).start(zone), max(candidates).end(zone),
+                                            min(billed_at.values()))
+        touched = sorted({month for observation, at in learned for month in candidates
+                          if month.start(zone) <= observation.at < month.end(zone) and at > billed_at[month]},
+                         reverse=True)
+        for month in touched:
+            if not within_reach(month, closing):
+                note = (f"{tenant.name}: the ledger learned of a change in {month_label(month)} (invoice "
+                        f"{emailed[month]['number']}) more than {REACH_BACK_MONTHS} months back; not billed")
+                log.warning(note)
+                self.notes.append(note)
+        return [month for month in touched if within_reach(month, closing)]
 
     def issued(self, tenant_id: str, period: Period) -> list[dict[str, Any]]:
         """The correcting documents of an invoiced month, as numbered (unnumbered ones are not issued yet)."""

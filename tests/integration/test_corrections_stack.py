@@ -339,3 +339,14 @@ def test_a_one_off_charge_is_its_own_line_on_its_months_invoice_and_refused_once
     pdf = env.app.close_service().archive.get(row["blob"])
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "Server migration" in text and "Goodwill credit" in text
+
+
+def test_a_change_older_than_twelve_months_is_reported_in_the_close_and_not_billed(env):
+    tenant = env.client("Oldnews Dental")
+    env.learn(tenant, ann_left(tenant), datetime(2027, 11, 20, tzinfo=UTC))  # October 2026, learned 13 months on
+    env.clock.now = datetime(2027, 12, 1, 6, tzinfo=UTC)
+    outcome = env.run(env.app.close_service().close_tenant(tenant.tenant_id, Period(2027, 11)))
+    assert outcome.corrections == [{"sentence": "Oldnews Dental: the ledger learned of a change in October 2026 "
+                                                f"(invoice {env.app.invoices.get(tenant.tenant_id, OCTOBER)['number']}) "
+                                                "more than 12 months back; not billed"}]
+    assert env.documents(tenant) == []

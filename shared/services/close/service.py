@@ -278,7 +278,9 @@ class CloseService:
         if self._corrections is None:
             return []
         try:
-            return [o.to_json() for o in await self._corrections().correct_tenant(tenant_id, closing=period)]
+            service = self._corrections()
+            issued = [o.to_json() for o in await service.correct_tenant(tenant_id, closing=period)]
+            return issued + [{"sentence": note} for note in service.notes]
         except Exception as error:  # noqa: BLE001 - recorded on the document rows; resumable
             log.error("Corrections for %s with the close of %s failed: %s; ./dev invoice correct --tenant %s "
                       "issues them.", self._name_of(tenant_id, period), month_label(period), describe(error), tenant_id)
