@@ -157,11 +157,7 @@ def close_previous(sim: GraphSimulator, host: DevHost, period: Period, clock: Cl
     """The clients were onboarded before the month began: their previous month is invoiced first."""
     previous = period.previous()
     say(f"      Month-end close of {period_name(previous)} (the clients' first invoices) ...")
-    clock.set(previous.end("UTC") + timedelta(hours=6))
-    invocation = host.trigger_timer("month_end")
-    if invocation.error is not None:
-        raise RuntimeError(f"the month_end timer failed: {invocation.error}")
-    settle(sim, host)
+    month_end(sim, host, previous, clock)
 
 
 class LateNews:
@@ -239,6 +235,11 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock, late: L
 
 def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
     say(f"[4/5] Month-end close of {period_name(period)}: the month_end timer at 06:00 UTC on the 1st ...")
+    month_end(sim, host, period, clock)
+
+
+def month_end(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
+    """The month_end timer at 06:00 UTC on the 1st after the period, and what it queued, done."""
     clock.set(period.end("UTC") + timedelta(hours=6))
     invocation = host.trigger_timer("month_end")
     if invocation.error is not None:
