@@ -68,6 +68,7 @@ def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError, Period
     from shared.billing.limits import load_json
     from shared.errors import CloseError
+    from shared.graph.gateway import GraphError
 
     app = get_app()
     try:
@@ -82,6 +83,8 @@ def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, str(error))
     except CloseError as error:
         return error_response(400, f"period: {error}")
+    except GraphError as error:  # recorded on the document; the next run resumes it
+        return error_response(503, f"Microsoft Graph refused the email: {error}; it is resumed by the next run")
     return json_response({"issued": [outcome.to_json() for outcome in outcomes]})
 
 
@@ -104,6 +107,7 @@ def document_action(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError
     from shared.billing.limits import check_text, load_json
     from shared.errors import ProrataError
+    from shared.graph.gateway import GraphError
     from shared.services.documents import UnknownDocument
 
     number, action = req.route_params["number"], req.route_params["action"]
@@ -126,4 +130,6 @@ def document_action(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, str(error))
     except ProrataError as error:
         return error_response(409, str(error))
+    except GraphError as error:  # recorded on the document; the next run resumes it
+        return error_response(503, f"Microsoft Graph refused the email: {error}; it is resumed by the next run")
     return json_response({"issued": [outcome.to_json() for outcome in outcomes]})

@@ -103,6 +103,8 @@ class Documents:
             raise DocumentRefused(f"{number} is not issued yet (its close stands at {target.get('step')!r})")
         if target.get("voided_at"):
             raise DocumentRefused(f"{number} was voided on {target.get('voided_at')} ({target.get('void_reason')})")
+        if not target.get("invoice_chunks"):
+            raise DocumentRefused(f"{number} holds no computed invoice to credit")
         tenant = self.tenants.get(target.tenant_id)
         if tenant is None:
             raise TenantNotOnboarded(target.tenant_id)
@@ -219,9 +221,11 @@ class Documents:
     async def resend(self, number: str, to: str | None = None) -> str:
         """The archived PDF emailed again; recorded on the document as a re-send."""
         row = self.find(number)
-        if not row.get("blob") or row.get("step") != Step.EMAILED:
+        if row.get("step") != Step.EMAILED:
             raise DocumentRefused(f"{number} has not been emailed yet (its close stands at {row.get('step')!r}); "
                                   "it is emailed when its close finishes")
+        if not row.get("blob"):
+            raise DocumentRefused(f"{number} has no archived PDF to send again")
         recipients = [to] if to else row.contacts
         if to is not None and ("@" not in to or any(ch.isspace() for ch in to) or len(to) > 254):
             raise DocumentRefused(f"--to: {to!r} is not an email address")

@@ -3,10 +3,12 @@ development host serving the real function_app.py."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from shared.billing import Period, parse_plan
 from shared.storage.invoices import InvoiceStore
@@ -87,6 +89,10 @@ def test_bad_requests_answer_400_404_and_409_naming_what_is_wrong(stack, client)
     status, _, answer = call(host, "DELETE", versions + "/2026-11-02")
     assert status == 409 and "already in force" in json.loads(answer)["error"]
     assert call(host, "GET", f"/api/tenants/{tenant_id}", key=None)[0] == 401
+    _, number = client  # a row without a computed invoice or PDF: refused in words, never a 500
+    for action, body in (("void", {"reason": "wrong"}), ("resend", {"to": "a@b.example"}), ("reissue", {})):
+        status, _, answer = call(host, "POST", f"/api/invoices/{number}/{action}", body)
+        assert status == 409 and json.loads(answer)["error"], answer
 
 
 def test_dev_tenants_show_and_plan_change_the_same_plan(stack, client, tmp_path, capsys):
@@ -113,3 +119,32 @@ def test_dev_tenants_show_and_plan_change_the_same_plan(stack, client, tmp_path,
     assert "field 'tax_rate'" in err and len(err.strip().splitlines()) == 1
     assert cmd_tenants.main(["plan", *common, "--remove-version", "2099-03-01"]) == 0
     assert "is deleted" in capsys.readouterr().out
+
+
+HOSTILE = st.one_of(
+    st.binary(max_size=64), st.just(b"[" * 20_000), st.just(b"\xff\xfe"), st.just(b"null"),
+    st.builds(lambda d: json.dumps(d).encode(), st.dictionaries(
+        st.sampled_from(["effective_from", "per_user_price", "sku_prices", "tax_rate", "period", "description",
+                         "amount", "currency", "reason", "to", "x"]),
+        st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.text(max_size=30),
+                  st.sampled_from(["2026-10-15", "9999-12-31", "2026-13", "8.25", "1e26", "1e-99999999", "EUR",
+                                   "A" * 300, "2099-01-01", "-5.00"]),
+                  st.lists(st.text(max_size=3), max_size=3), st.dictionaries(st.text(max_size=5), st.text(max_size=5),
+                                                                             max_size=2)), max_size=4)),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(["plan/versions", "charges", "corrections", "invoice-void", "invoice-resend"]),
+       body=HOSTILE)
+def test_hostile_bodies_on_the_new_routes_get_a_clear_answer_never_a_5xx(stack, client, route, body):
+    _, host, _ = stack
+    tenant_id, number = client
+    path = {"invoice-void": f"/api/invoices/{number}/void", "invoice-resend": f"/api/invoices/{number}/resend"
+            }.get(route, f"/api/tenants/{tenant_id}/{route}")
+    began = time.monotonic()
+    status, _, answer = call(host, "POST", path, raw=body)
+    assert status < 500, (path, body, answer)
+    assert time.monotonic() - began < 5
+    if status >= 400:
+        assert json.loads(answer)["error"]
