@@ -25,6 +25,10 @@ class Onboarding:
         """Stores the plan and contacts, runs the baseline (a full sync) and subscribes to changes.
         Onboarding again updates the plan and contacts and keeps the ledger."""
         existing = self.tenants.get(tenant.tenant_id)
+        if existing is not None and existing.plan.versions and not tenant.plan.versions:
+            # Onboarding again with a plan that names no versions keeps the stored ones (the price
+            # changes made through /plan/versions); a plan that names versions replaces them.
+            tenant = replace(tenant, plan=replace(tenant.plan, versions=existing.plan.versions))
         stored = replace(tenant, status=ACTIVE, offboarded_at=None,
                          onboarded_at=existing.onboarded_at if existing else self.now(),
                          delta_link=existing.delta_link if existing else None,

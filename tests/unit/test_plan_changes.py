@@ -41,10 +41,13 @@ class Invoiced:
         return self.months
 
 
+PLAN_DATA = {"tenant_id": TENANT, "name": "Contoso Dental", "currency": "USD", "timezone": "America/New_York",
+             "per_user_price": "45.00", "sku_prices": {"SPB": "22.00"}}
+
+
 @pytest.fixture
 def tenants():
-    plan = parse_plan({"tenant_id": TENANT, "name": "Contoso Dental", "currency": "USD", "timezone": "America/New_York",
-                       "per_user_price": "45.00", "sku_prices": {"SPB": "22.00"}})
+    plan = parse_plan(PLAN_DATA)
     return Tenants(Tenant(tenant_id=TENANT, plan=plan, billing_contacts=("ap@contoso.example",)))
 
 
@@ -116,3 +119,29 @@ def test_only_a_version_not_yet_in_force_can_be_deleted(tenants):
         remove_version(tenants, TENANT, "2027-01-01", NOW)
     with pytest.raises(InputError):
         remove_version(tenants, TENANT, "January", NOW)
+
+
+def test_onboarding_again_with_a_plan_without_versions_keeps_the_stored_versions(tenants):
+    import asyncio
+
+    from shared.services.onboarding import Onboarding
+
+    add_version(tenants, OCTOBER_INVOICED, TENANT, {"effective_from": "2027-01-01", "per_user_price": "49.00"})
+
+    class Quiet:  # the baseline sync and the subscription are not what this test is about
+        async def sync(self, tenant_id):
+            return []
+
+        def for_tenant(self, tenant_id):
+            return ["subscribed"]
+
+        def current_states(self, tenant_id):
+            return {}
+
+    again = replace(tenants.get(TENANT), plan=replace(tenants.get(TENANT).plan, versions=(),
+                                                      per_user_price=parse_plan({**PLAN_DATA, "per_user_price": "46"}).per_user_price))
+    onboarding = Onboarding(tenants=tenants, subscriptions=Quiet(), ledger=Quiet(), syncing=Quiet(),
+                            manager=lambda: None, clock=lambda: NOW)
+    asyncio.run(onboarding.onboard(again))
+    stored = tenants.get(TENANT).plan
+    assert str(stored.per_user_price) == "46" and [str(v.effective_from) for v in stored.versions] == ["2027-01-01"]
