@@ -235,7 +235,7 @@ class Prorata:
                             runs=self.runs, archive=self.archive, queues=self.queues,
                             counter=document_numbers if documents else self.numbering,
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
-                            after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
+                            after_step=after_step, lease_ttl=LEASE_TTL if lease_ttl is None else lease_ttl,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait,
                             corrections=None if documents else corrections, charges=self.charges)
 

@@ -53,7 +53,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period, compute_invoice
@@ -63,9 +63,9 @@ from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
 from shared.errors import CloseError, TenantNotOnboarded
 from shared.invoicing.steps import FINISHED_STEPS, Step
-from shared.messages import CLOSE_QUEUE, CloseRequest
+from shared.messages import CLOSE_QUEUE, CloseRequest, JsonObject
 from shared.ports import (
-    Archive, Clock, InvoiceCounter, InvoiceRepository, LedgerPort, Mailer, MessageQueue, RunRepository,
+    Archive, Clock, InvoiceCounter, InvoiceRepository, LedgerPort, Mailer, MessageQueue, RunRepository, RunSummary,
     TenantRepository,
 )
 from shared.services.close.reports import (
@@ -161,7 +161,7 @@ class CloseService:
             invoice = with_charges(invoice, self.charges.of_period(tenant.tenant_id, period))
         return invoice, to_date
 
-    def preview(self, tenant_id: str, period: Period) -> dict[str, Any]:
+    def preview(self, tenant_id: str, period: Period) -> JsonObject:
         """The invoice JSON of a month that has started (month to date for the current one),
         with `as_of`, `month_to_date` and the close's state of that month (`close`, or None).
         Raises TenantNotOnboarded, or CloseError for a month that has not started."""
@@ -271,7 +271,7 @@ class CloseService:
             await self._reconcile_run(self.reports.finish(run_id, outcome))
         return outcome
 
-    async def _issue_corrections(self, tenant_id: str, period: Period) -> list[dict[str, Any]]:
+    async def _issue_corrections(self, tenant_id: str, period: Period) -> list[JsonObject]:
         """The corrections of the client's earlier invoiced months, issued with this close
         (shared/services/corrections.py). A failure there is logged and does not undo the
         invoice; the next close or ./dev invoice correct resumes it."""
@@ -286,7 +286,7 @@ class CloseService:
                       "issues them.", self._name_of(tenant_id, period), month_label(period), describe(error), tenant_id)
             return []
 
-    async def _reconcile_run(self, summary: dict[str, Any] | None) -> None:
+    async def _reconcile_run(self, summary: RunSummary | None) -> None:
         """When a run has just finished: the license reconciliation of every active client, one
         line each in the log, and the findings CSV beside the run's PDFs (the MSP's own report)."""
         if summary is None:
@@ -404,10 +404,10 @@ class CloseService:
                                 "emailed_to": ", ".join(row.contacts)}, release=True)
 
     # -- runs ----------------------------------------------------------------------------------
-    def finish_run(self, run_id: str) -> dict[str, Any] | None:
+    def finish_run(self, run_id: str) -> RunSummary | None:
         return self.reports.finish_run(run_id)
 
-    def run_report(self, run_id: str) -> dict[str, Any] | None:
+    def run_report(self, run_id: str) -> RunSummary | None:
         return self.reports.run_report(run_id)
 
     # -- by hand (./dev close) -----------------------------------------------------------------
