@@ -114,7 +114,10 @@ class CorrectionService:
             billed += unpack_invoice(row).lines
         as_then = replace(tenant, plan=issued.plan)  # the prices and rules the invoice was made with
         fresh, _ = self.steps.compute(as_then, period, now)
-        corrections = compute_corrections(billed, fresh, corrects=issued_row["number"], tax_rate=issued.plan.tax_rate)
+        # a re-issued month is corrected against its new invoice, not the voided one
+        current = [row for row in existing if row.get("kind") == DocumentKind.INVOICE and not row.get("voided_at")]
+        corrects = str(current[-1].get("number") or issued_row["number"]) if current else str(issued_row["number"])
+        corrections = compute_corrections(billed, fresh, corrects=corrects, tax_rate=issued.plan.tax_rate)
         if not corrections:
             return []
         history = self.ledger.read_month(tenant.tenant_id, period, zone).observations

@@ -289,6 +289,10 @@ def test_documents_are_listed_voided_reissued_and_resent(env):
     statuses = {d.number: d.status for d in env.app.document_service().listing(tenant.tenant_id)}
     assert statuses[number] == "voided" and statuses[new.number] == "emailed"
     assert env.correct(tenant) == []  # the month as billed equals the ledger: nothing more
+    env.learn(tenant, Observation(datetime(2026, 10, 25, 10, tzinfo=UTC), "u-cy", "cy@lifecycle.example", "Cy Fox"),
+              datetime(2026, 11, 6, 9, tzinfo=UTC))
+    [more] = env.correct(tenant)
+    assert more.kind == "supplementary_invoice" and more.corrects == new.number  # the re-issued invoice
     with pytest.raises(Exception, match="was voided"):
         env.run(env.app.document_service().void(number, "again"))
 
