@@ -96,6 +96,8 @@ def _plan(app, args) -> int:
         else:
             changed = remove_version(app.tenants, args.tenant, args.remove_version, app.now())
     except InputError as error:
+        if args.action == "plan" and args.add_version is not None:
+            error = error.located(str(args.add_version))
         print(f"tenants: {error}", file=sys.stderr)
         return 2
     except (TenantNotOnboarded, VersionNotFound, PlanChangeRefused) as error:
