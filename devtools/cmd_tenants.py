@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.paths import from_caller
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./dev tenants", description="Client tenants of the MSP.")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="onboard a client: plan + billing contacts, baseline sync, subscription")
-    add.add_argument("--file", required=True, type=Path,
+    add.add_argument("--file", required=True, type=from_caller,
                      help='JSON: {"plan": {...}, "billing_contacts": [...], "address": [...], "locale": "en_US"}')
     sub.add_parser("list", help="list onboarded clients")
     remove = sub.add_parser("remove", help="offboard a client (deletes the subscription, keeps the ledger)")
@@ -24,7 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="change a client's plan from a date: add or delete a plan version")
     plan.add_argument("--tenant", required=True)
     change = plan.add_mutually_exclusive_group(required=True)
-    change.add_argument("--add-version", type=Path, metavar="FILE",
+    change.add_argument("--add-version", type=from_caller, metavar="FILE",
                         help='JSON: {"effective_from": "YYYY-MM-DD", "per_user_price": "49.00", ...}')
     change.add_argument("--remove-version", metavar="YYYY-MM-DD", help="delete the version of that date (not yet in force)")
     charge = sub.add_parser("charge", help="a one-off charge (or, negative, a credit) on a month's invoice")
@@ -34,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     charge.add_argument("--amount", required=True, help="in the plan's currency, e.g. 1200.00 or -50.00")
     charge.add_argument("--currency", help="optional check: the plan's currency")
     for command in (add, remove, sync, show, plan, charge, *[p for n, p in sub.choices.items() if n == "list"]):
-        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 
@@ -42,13 +44,17 @@ async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.errors import TenantNotOnboarded
+    from shared.services.overview import overview_line, tenants_overview
 
     try:
         if args.action == "add":
-            print(json.dumps(await app.onboarding.onboard(args.tenant), indent=1))
+            result = await app.onboarding.onboard(args.tenant)
+            print(json.dumps(result, indent=1))
+            if result.get("consent_url"):
+                print(f"tenants: {result['message']}", file=sys.stderr)
         elif args.action == "list":
-            for tenant in app.tenants.all():
-                print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
+            for row in tenants_overview(app):
+                print(overview_line(row))
         elif args.action == "remove":
             try:
                 result = await app.onboarding.offboard(args.tenant)
@@ -92,7 +98,7 @@ def _plan(app, args) -> int:
             print(json.dumps(show_tenant(app.tenants, args.tenant), indent=1, ensure_ascii=False))
             return 0
         if args.add_version is not None:
-            changed = add_version(app.tenants, app.invoiced_months, args.tenant, args.version)
+            changed = add_version(app.tenants, app.invoices, args.tenant, args.version)
         else:
             changed = remove_version(app.tenants, args.tenant, args.remove_version, app.now())
     except InputError as error:

@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http_util import error_response, json_response
+from functions.http_util import Refused, door, error_response, json_body, json_response, route_tenant_id, served
 from shared.aio import run_async
 from shared.app import get_app
 from shared.messages import CLOSE_QUEUE, CloseRequest
@@ -37,6 +37,7 @@ def tenant_close(msg: func.QueueMessage) -> None:
 
 
 @bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     """The invoice JSON of `?period=YYYY-MM` (default: the current month in the client's zone,
     to date), computed as the close computes it."""
@@ -44,15 +45,18 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import CloseError, TenantNotOnboarded
 
     app = get_app()
-    tenant_id = req.route_params["tenant_id"]
+    tenant_id = route_tenant_id(req)
     tenant = app.tenants.get(tenant_id)
     if tenant is None:
         return error_response(404, f"tenant {tenant_id} is not onboarded")
     text = req.params.get("period")
     try:
         period = Period.parse(text) if text else Period.current(tenant.plan.timezone, app.now())
+        period.start(tenant.plan.timezone), period.end(tenant.plan.timezone)
     except InputError as error:
         return error_response(400, f"query parameter period: {error.problem}")
+    except (OverflowError, ValueError):
+        return error_response(400, f"query parameter period: {text[:20]!r} is out of range")
     try:
         return json_response(app.close_service().preview(tenant_id, period))
     except CloseError as error:
@@ -61,75 +65,111 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, str(error))
 
 
+@bp.route(route="invoices/{number}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_release(req: func.HttpRequest) -> func.HttpResponse:
+    """Emails an invoice that a guardrail held, exactly once (200 with the close's sentence;
+    404 for an unknown number, 409 for an invoice that is not held)."""
+    from shared.errors import CloseError, InvoiceNotFound
+
+    number = req.route_params.get("number") or ""
+    if not 0 < len(number) <= 64 or not number.isprintable():
+        return error_response(400, f"invoice number in the path: expected e.g. INV-2026-00042, got {number[:80]!r}")
+    try:
+        outcome = served(lambda: run_async(get_app().close_service().release(number)), f"invoice {number}")
+    except InvoiceNotFound as error:
+        return error_response(404, str(error))
+    except CloseError as error:
+        return error_response(409, f"invoice {number}: {error}")
+    return json_response({"number": number, "outcome": str(outcome.kind), "sentence": outcome.sentence})
+
+
 @bp.route(route="tenants/{tenant_id}/corrections", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
     """Issues the corrections of the client's invoiced months (body {"period": "YYYY-MM"} for one
     month, or empty for every invoiced month of the last 12): 200 with the documents issued."""
     from shared.billing import InputError, Period
-    from shared.billing.limits import load_json
-    from shared.errors import CloseError
-    from shared.graph.gateway import GraphError
+    from shared.errors import CloseError, TenantNotOnboarded
 
-    app = get_app()
+    tenant_id = route_tenant_id(req)
+    body = json_body(req) if req.get_body() else {}
     try:
-        body = load_json(req.get_body() or b"{}", what="the request body")
         if not isinstance(body, dict) or set(body) - {"period"}:
             raise InputError('expected {} or {"period": "YYYY-MM"}')
         period = Period.parse(body["period"]) if body.get("period") is not None else None
-        outcomes = run_async(app.corrections().correct_tenant(req.route_params["tenant_id"], period=period))
     except InputError as error:
-        return error_response(400, f"request body: {error}")
-    except LookupError as error:
-        return error_response(404, str(error))
+        raise Refused(400, f"request body: {error}") from None
+    try:
+        outcomes = served(lambda: run_async(get_app().corrections().correct_tenant(tenant_id, period=period)),
+                          f"tenant {tenant_id}")
+    except TenantNotOnboarded as error:
+        raise Refused(404, str(error)) from None
     except CloseError as error:
-        return error_response(400, f"period: {error}")
-    except GraphError as error:  # recorded on the document; the next run resumes it
-        return error_response(503, f"Microsoft Graph refused the email: {error}; it is resumed by the next run")
+        raise Refused(400, f"period: {error}") from None
     return json_response({"issued": [outcome.to_json() for outcome in outcomes]})
 
 
 @bp.route(route="tenants/{tenant_id}/documents", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def documents_list(req: func.HttpRequest) -> func.HttpResponse:
     """Every document of the client: number, kind, period, total, currency, status, refers_to."""
     from shared.errors import TenantNotOnboarded
 
+    tenant_id = route_tenant_id(req)
     try:
-        entries = get_app().document_service().listing(req.route_params["tenant_id"])
+        entries = served(lambda: get_app().document_service().listing(tenant_id), f"tenant {tenant_id}")
     except TenantNotOnboarded as error:
-        return error_response(404, str(error))
+        raise Refused(404, str(error)) from None
     return json_response([entry.to_json() for entry in entries])
 
 
-@bp.route(route="invoices/{number}/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
-def document_action(req: func.HttpRequest) -> func.HttpResponse:
-    """void {"reason"} (a full credit note), reissue {"reason"?} (void plus a new invoice from the
-    ledger as now known), resend {"to"?} (the same PDF again, recorded as a re-send)."""
+@bp.route(route="invoices/{number}/void", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_void(req: func.HttpRequest) -> func.HttpResponse:
+    """{"reason": "..."}: a full credit note of the invoice (or supplementary invoice)."""
+    return _document_action(req, "void")
+
+
+@bp.route(route="invoices/{number}/reissue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_reissue(req: func.HttpRequest) -> func.HttpResponse:
+    """{"reason"?}: the void plus a new invoice of the month from the ledger as now known."""
+    return _document_action(req, "reissue")
+
+
+@bp.route(route="invoices/{number}/resend", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_resend(req: func.HttpRequest) -> func.HttpResponse:
+    """{"to"?}: the same archived PDF emailed again, recorded as a re-send (never a new number)."""
+    return _document_action(req, "resend")
+
+
+def _document_action(req: func.HttpRequest, action: str) -> func.HttpResponse:
     from shared.billing import InputError
-    from shared.billing.limits import check_text, load_json
+    from shared.billing.limits import check_text
     from shared.errors import ProrataError
-    from shared.graph.gateway import GraphError
     from shared.services.documents import UnknownDocument
 
-    number, action = req.route_params["number"], req.route_params["action"]
-    if action not in ("void", "reissue", "resend"):
-        return error_response(404, f"no such action {action!r} (void, reissue, resend)")
-    service = get_app().document_service()
+    number = req.route_params.get("number") or ""
+    if not 0 < len(number) <= 64 or not number.isprintable():
+        raise Refused(400, f"number in the path: expected e.g. INV-2026-00042, got {number[:80]!r}")
+    body = json_body(req) if req.get_body() else {}
     try:
-        body = load_json(req.get_body() or b"{}", what="the request body")
         if not isinstance(body, dict) or set(body) - {"reason", "to"}:
             raise InputError('expected {"reason": "..."} (void, reissue) or {"to": "address"} (resend)')
-        if action == "resend":
-            to = check_text(body["to"], "to", limit=254) if body.get("to") is not None else None
-            return json_response({"message": run_async(service.resend(number, to))})
+        to = check_text(body["to"], "to", limit=254) if action == "resend" and body.get("to") is not None else None
         default = "re-issued from the ledger as now known" if action == "reissue" else None
-        reason = check_text(body.get("reason", default), "reason", limit=500)
-        outcomes = run_async(service.void(number, reason, reissue=action == "reissue"))
+        reason = "" if action == "resend" else check_text(body.get("reason", default), "reason", limit=500)
     except InputError as error:
-        return error_response(400, f"request body: {error}")
+        raise Refused(400, f"request body: {error}") from None
+    service = get_app().document_service()
+    try:
+        if action == "resend":
+            return json_response({"message": served(lambda: run_async(service.resend(number, to)), number)})
+        outcomes = served(lambda: run_async(service.void(number, reason, reissue=action == "reissue")), number)
     except UnknownDocument as error:
-        return error_response(404, str(error))
+        raise Refused(404, str(error)) from None
     except ProrataError as error:
-        return error_response(409, str(error))
-    except GraphError as error:  # recorded on the document; the next run resumes it
-        return error_response(503, f"Microsoft Graph refused the email: {error}; it is resumed by the next run")
+        raise Refused(409, str(error)) from None
     return json_response({"issued": [outcome.to_json() for outcome in outcomes]})

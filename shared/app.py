@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from shared.graph.gateway import GraphGateway
     from shared.invoicing.document import Brand
-    from shared.ports import GraphPort, InvoiceCounter, Mailer
+    from shared.ports import GraphPort, InvoiceCounter, InvoiceRepository, Mailer
     from shared.services.close import CloseService
     from shared.services.corrections import CorrectionService
     from shared.services.documents import Documents
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.storage import Storage
     from shared.storage.archive import InvoiceArchive
     from shared.storage.charges import ChargeStore
-    from shared.storage.documents import DocumentStore, InvoicedMonthsTable, NumberedRows
+    from shared.storage.documents import DocumentStore, NumberedRows
     from shared.storage.invoices import InvoiceStore, RunStore
     from shared.storage.ledger import TableLedger
     from shared.storage.numbering import InvoiceNumbering
@@ -139,11 +139,6 @@ class Prorata:
         from shared.storage.charges import ChargeStore
         return ChargeStore(self.storage)
 
-    @cached_property
-    def invoiced_months(self) -> InvoicedMonthsTable:
-        from shared.storage.documents import InvoicedMonthsTable
-        return InvoicedMonthsTable(self.storage)
-
     def enqueue(self, queue: str, message: JsonObject) -> None:
         self.queues.send(queue, message)
 
@@ -199,7 +194,8 @@ class Prorata:
     def onboarding(self) -> Onboarding:
         from shared.services.onboarding import Onboarding
         return Onboarding(tenants=self.tenants, subscriptions=self.subscriptions, ledger=self.ledger,
-                          syncing=self.syncing, manager=lambda: self.subscription_manager, clock=self.now)
+                          syncing=self.syncing, manager=lambda: self.subscription_manager, clock=self.now,
+                          app_id=self.settings.get("GRAPH_APP_CLIENT_ID"))
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -230,8 +226,8 @@ class Prorata:
         def corrections() -> CorrectionService:
             return self.corrections(graph=graph, lease_ttl=lease_ttl, busy_wait=busy_wait)
 
-        return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger,
-                            invoices=self.documents if documents else self.invoices,
+        rows: InvoiceRepository = self.documents if documents else self.invoices
+        return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=rows,
                             runs=self.runs, archive=self.archive, queues=self.queues,
                             counter=document_numbers if documents else self.numbering,
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
@@ -242,7 +238,7 @@ class Prorata:
     def document_service(self, *, graph: GraphPort | None = None) -> Documents:
         """Every document of a client: list, void, re-issue, re-send (shared/services/documents.py)."""
         from shared.services.documents import Documents
-        return Documents(storage=self.storage, tenants=self.tenants, documents=self.documents,
+        return Documents(tenants=self.tenants, numbered=self.numbered_rows, documents=self.documents,
                          corrections=lambda: self.corrections(graph=graph), clock=self.now)
 
     def corrections(self, *, graph: GraphPort | None = None, after_step: Callable[[str], None] | None = None,
@@ -251,23 +247,28 @@ class Prorata:
         from shared.services.corrections import CorrectionService
         steps = self.close_service(graph=graph, after_step=after_step, lease_ttl=lease_ttl, busy_wait=busy_wait,
                                    documents=True)
-        from shared.storage.documents import invoice_rows
         return CorrectionService(tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
-                                 documents=self.documents, steps=steps, settings=self.settings, clock=self.now,
-                                 invoice_rows=lambda tenant_id: invoice_rows(self.storage, tenant_id))
+                                 documents=self.documents, steps=steps, settings=self.settings, clock=self.now)
 
     # --- the webhook's collaborators (kept for the process) ------------------------------------
     @cached_property
     def subscription_cache(self) -> SubscriptionCache:
         """Subscriptions by id for the webhook, kept a short while (a burst costs one read each)."""
         from shared.services.notifications import SubscriptionCache
-        return SubscriptionCache(self.subscriptions.get)
+        return SubscriptionCache(self.subscriptions.get, self.subscriptions.all,
+                                 negative_ttl_seconds=self.settings.integer("WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS"))
 
     @cached_property
     def notification_writer(self) -> GroupCommit:
         """Stores the webhook's sync requests on the tenant-sync queue by group commit."""
         from shared.services.notifications import GroupCommit
         return GroupCommit(self.queues.sender(SYNC_QUEUE))
+
+    @cached_property
+    def webhook_lookups(self) -> ThreadPoolExecutor:
+        """Threads that check the webhook's items against storage, so that the webhook can answer
+        503 at its deadline while a storage call still hangs."""
+        return ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-lookup")
 
 
 _lock = threading.Lock()

@@ -13,6 +13,7 @@ from shared.billing.limits import (
     MAX_KEY_LENGTH, MAX_PATTERN_LENGTH, MAX_PATTERNS, MAX_SKUS, MAX_VERSIONS, MAX_ZONE_LENGTH,
     check_plan_size, check_tax_rate, check_text, check_year,
 )
+from shared.billing.holds import check_overrides
 from shared.billing.money import check_currency, format_price, parse_decimal
 
 PRORATION_POLICIES = ("daily", "none")
@@ -62,6 +63,7 @@ class Plan:
     exclude_upn_patterns: tuple[str, ...] = ()
     tax_rate: Decimal = Decimal("0")
     versions: tuple[PlanVersion, ...] = ()  # sorted by effective_from
+    holds: Mapping[str, object] = field(default_factory=dict)  # overrides of the HOLD_* settings (billing/holds.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data that `parse_plan` reads back to an equal plan."""
@@ -74,6 +76,7 @@ class Plan:
             "require_license": self.require_license,
             "exclude_upn_patterns": list(self.exclude_upn_patterns), "tax_rate": str(self.tax_rate),
             "versions": [version.to_dict(self.currency) for version in self.versions],
+            **({"holds": dict(self.holds)} if self.holds else {}),
         }
 
     def terms_on(self, day: date) -> "Plan":
@@ -281,4 +284,5 @@ def _read_plan(data: object) -> Plan:
         exclude_upn_patterns=_patterns(data),
         tax_rate=check_tax_rate(parse_decimal(data.get("tax_rate", "0"), "tax_rate")),
         versions=_versions(data),
+        holds=check_overrides(data.get("holds")),
     )

@@ -21,7 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period
@@ -85,11 +85,9 @@ class CorrectionService:
     (`steps`: a CloseService working on table `documents`)."""
 
     def __init__(self, *, tenants: TenantRepository, ledger: LedgerPort, invoices: InvoiceRepository,
-                 documents: DocumentStore, steps: CloseService, settings: Settings, clock: Clock,
-                 invoice_rows: Callable[[str], list[InvoiceRecord]]):
+                 documents: DocumentStore, steps: CloseService, settings: Settings, clock: Clock):
         self.tenants, self.ledger, self.invoices, self.documents = tenants, ledger, invoices, documents
         self.steps, self.settings, self.now = steps, settings, clock
-        self.invoice_rows = invoice_rows  # every month row of a client in table `invoices`
         self.notes: list[str] = []        # changes found beyond the reach: reported, not billed
 
     # -- finding what to correct -----------------------------------------------------------
@@ -201,7 +199,7 @@ class CorrectionService:
         they were last billed (two queries, whatever the number of months). A month older than
         the reach with such news is logged and noted (`self.notes`), not billed."""
         window = months_before(closing, 2 * REACH_BACK_MONTHS)
-        emailed = {Period.parse(row.row_key): row for row in self.invoice_rows(tenant.tenant_id)
+        emailed = {Period.parse(row.row_key): row for row in self.invoices.of_tenant(tenant.tenant_id)
                    if row.get("step") == Step.EMAILED and row.get("number") and row.row_key.count("-") == 1}
         candidates = [month for month in window if month in emailed]
         if not candidates:

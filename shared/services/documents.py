@@ -26,11 +26,11 @@ from shared.billing.observations import format_instant
 from shared.errors import ProrataError, TenantNotOnboarded
 from shared.invoicing.document import DOCUMENT_TITLES
 from shared.invoicing.steps import Step
-from shared.ports import Clock, TenantRepository
+from shared.ports import Clock, InvoiceRepository, TenantRepository
 from shared.services.corrections import CorrectionService, DocumentOutcome
-from shared.storage.documents import DocumentStore, document_key, find_number, invoice_rows
+from shared.storage.documents import DocumentStore, document_key
 from shared.storage.invoices import invoice_document, unpack_invoice
-from shared.storage.records import InvoiceRecord
+from shared.storage.records import Conflict, InvoiceRecord
 
 log = logging.getLogger("prorata.corrections")
 
@@ -71,21 +71,20 @@ def entry_of(row: InvoiceRecord) -> DocumentEntry:
 
 
 class Documents:
-    def __init__(self, *, storage: Any, tenants: TenantRepository, documents: DocumentStore,
+    def __init__(self, *, tenants: TenantRepository, numbered: InvoiceRepository, documents: DocumentStore,
                  corrections: Callable[[], CorrectionService], clock: Clock):
-        self._storage, self.tenants, self.documents = storage, tenants, documents
+        self.tenants, self.numbered, self.documents = tenants, numbered, documents
         self._corrections, self.now = corrections, clock
 
     def listing(self, tenant_id: str) -> list[DocumentEntry]:
         if self.tenants.get(tenant_id) is None:
             raise TenantNotOnboarded(tenant_id)
-        rows = [row for row in invoice_rows(self._storage, tenant_id) if row.get("number")]
-        rows += [row for row in self.documents.of_tenant(tenant_id) if row.get("number")]
+        rows = [row for row in self.numbered.of_tenant(tenant_id) if row.get("number")]
         entries = [entry_of(row) for row in rows]
         return sorted(entries, key=lambda e: (e.period, e.issued_on, e.kind != DocumentKind.INVOICE, e.number))
 
     def find(self, number: str) -> InvoiceRecord:
-        row = find_number(self._storage, number)
+        row = self.numbered.by_number(number)
         if row is None:
             raise UnknownDocument(number)
         return row
@@ -115,7 +114,7 @@ class Documents:
             self.documents.create_round(tenant.tenant_id, self._void_round(service, tenant, target, period, existing,
                                                                           reason, reissue))
         now = self.now()
-        self._storage_update(target, {"voided_at": format_instant(now), "void_reason": reason})
+        self._mark(target, {"voided_at": format_instant(now), "void_reason": reason})
         log.info("Voiding %s %s of %s for %s: %s.", DOCUMENT_TITLES.get(str(kind), kind), number,
                  period.first_day.strftime("%B %Y"), tenant.name, reason)
         return await service.correct_tenant(tenant.tenant_id, period=None, closing=None, resume_only=True)
@@ -155,17 +154,18 @@ class Documents:
                                             [f"re-issues {target['number']} from the ledger as now known"], issued_on, now)))
         return rows
 
-    def _storage_update(self, row: InvoiceRecord, changes: dict[str, Any]) -> None:
-        store = self.documents if "|" in row.row_key else self._corrections().invoices
+    def _mark(self, row: InvoiceRecord, changes: dict[str, Any]) -> None:
+        """Merges `changes` into the invoice's or document's record, reading it again on a conflict."""
         for _ in range(10):
             try:
-                store.update(row, changes)
+                self.numbered.update(row, changes)
                 return
-            except Exception:  # noqa: BLE001 - Conflict: read again and merge once more
-                fresh = store.get(row.tenant_id, row.row_key)
+            except Conflict:
+                fresh = self.numbered.get(row.tenant_id, row.row_key)
                 if fresh is None:
                     raise
                 row = fresh
+        raise DocumentRefused(f"{row.get('number')}: its record kept changing; try again")
 
     # -- explain ---------------------------------------------------------------------------
     def explain(self, number: str, user: str | None = None) -> list[str]:
@@ -239,7 +239,7 @@ class Documents:
         await steps.mailer.send_once(draft_id)
         resends = json.loads(row.get("resends") or "[]")
         resends.append({"at": format_instant(self.now()), "to": recipients, "draft_id": draft_id})
-        self._storage_update(row, {"resends": json.dumps(resends)})
+        self._mark(row, {"resends": json.dumps(resends)})
         sentence = (f"Re-sent {DOCUMENT_TITLES.get(str(row.get('kind') or 'invoice'), 'Invoice').lower()} {number} "
                     f"to {', '.join(recipients)} (the same PDF; re-send {len(resends)}).")
         log.info(sentence)

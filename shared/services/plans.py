@@ -11,22 +11,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 from shared.billing import Period
 from shared.billing.plan import Plan, PlanVersion, parse_date, parse_version
 from shared.errors import TenantNotOnboarded
-from shared.ports import TenantRepository
+from shared.invoicing.steps import Step
+from shared.ports import InvoiceRepository, TenantRepository
 
 log = logging.getLogger("prorata.tenants")
-
-
-class InvoicedMonths(Protocol):
-    """The months of a client that have an invoice (or whose close has begun): period -> the
-    invoice number, or a phrase saying where the close stands when it has none yet."""
-
-    def invoiced_months(self, tenant_id: str) -> Mapping[Period, str]: ...
 
 
 class VersionNotFound(LookupError):
@@ -60,7 +54,18 @@ def show_tenant(tenants: TenantRepository, tenant_id: str) -> dict[str, Any]:
     return {**tenant.summary(), "address": list(tenant.address), "plan": tenant.plan.to_dict()}
 
 
-def add_version(tenants: TenantRepository, invoiced: InvoicedMonths, tenant_id: str, data: object) -> PlanChanged:
+def invoiced_months(invoices: InvoiceRepository, tenant_id: str) -> dict[Period, str]:
+    """The client's months whose close has begun, with the invoice number or where the close
+    stands (a month with nothing to bill has no invoice: a version may still be dated in it)."""
+    months: dict[Period, str] = {}
+    for row in invoices.of_tenant(tenant_id):
+        if row.get("status") == Step.NOTHING_TO_BILL:
+            continue
+        months[Period.parse(row.period)] = str(row.get("number") or f"its close is under way ({row.status or 'queued'})")
+    return months
+
+
+def add_version(tenants: TenantRepository, invoices: InvoiceRepository, tenant_id: str, data: object) -> PlanChanged:
     """Adds one version to the client's plan. InputError (400) for a bad version, TenantNotOnboarded
     (404), PlanChangeRefused (409) when its date falls on an invoiced month or is taken."""
     version = parse_version(data)
@@ -71,7 +76,7 @@ def add_version(tenants: TenantRepository, invoiced: InvoicedMonths, tenant_id: 
         raise PlanChangeRefused(f"{tenant.name} already has a version taking effect on "
                                 f"{version.effective_from}; delete it first or choose another date")
     plan = tenant.plan.with_version(version)
-    _refuse_if_invoiced(plan, version, invoiced.invoiced_months(tenant_id), tenant.name)
+    _refuse_if_invoiced(plan, version, invoiced_months(invoices, tenant_id), tenant.name)
     tenants.update(tenant_id, plan=plan)
     sentence = f"{tenant.name}: from {version.effective_from:%d %B %Y}, {describe_version(version, plan.currency)}."
     log.info("Plan version added. %s", sentence)

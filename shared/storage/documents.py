@@ -1,5 +1,4 @@
-"""Correcting documents (supplementary invoices and credit notes) on Table Storage, and which
-months of a client are invoiced.
+"""Correcting documents (supplementary invoices and credit notes) on Table Storage.
 
 Table `documents`: one partition per client tenant; one row per document, RowKey
 `<YYYY-MM>|<round>|<kind>` (the corrected month, the correction round of that month 01, 02, ...,
@@ -14,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from shared.billing import InputError, Period
+from shared.billing import Period
 from shared.storage.invoices import InvoiceStore
 from shared.storage.records import Conflict, InvoiceRecord, TableValue
 from shared.storage.tables import read
@@ -61,6 +60,11 @@ class DocumentStore:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
         return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
+    def by_number(self, number: str) -> InvoiceRecord | None:
+        """The document with this number (a scan: for a person's command, not for hot paths)."""
+        rows = self._table.query_entities("number eq @number", parameters={"number": number})
+        return next((_record(row) for row in rows), None)
+
     def create_round(self, tenant_id: str, rows: Iterable[tuple[str, Mapping[str, TableValue]]]) -> list[InvoiceRecord]:
         """Creates a round's documents in one transaction; Conflict if any of them exists."""
         from azure.data.tables import TableTransactionError
@@ -96,39 +100,9 @@ class NumberedRows:
     def update(self, row: InvoiceRecord, changes: Mapping[str, TableValue]) -> InvoiceRecord:
         return self._store(row.row_key).update(row, changes)
 
+    def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
+        return self._invoices.of_tenant(tenant_id) + self._documents.of_tenant(tenant_id)
 
-class InvoicedMonthsTable:
-    """Months whose close has begun, with the invoice number or where the close stands."""
+    def by_number(self, number: str) -> InvoiceRecord | None:
+        return self._invoices.by_number(number) or self._documents.by_number(number)
 
-    def __init__(self, storage: Any, table: str = INVOICES):
-        self._storage, self._table_name = storage, table
-
-    def invoiced_months(self, tenant_id: str) -> dict[Period, str]:
-        table = self._storage.table(self._table_name)
-        rows = table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id},
-                                    select=["RowKey", "number", "status"])
-        months: dict[Period, str] = {}
-        for row in rows:
-            try:
-                period = Period.parse(row["RowKey"])
-            except InputError:
-                continue  # not a month row
-            status = row.get("status") or ""
-            if status == "nothing to bill":
-                continue
-            months[period] = row.get("number") or f"its close is under way ({status or 'queued'})"
-        return months
-
-
-def invoice_rows(storage: Any, tenant_id: str, table: str = INVOICES) -> list[InvoiceRecord]:
-    """Every month row of a client in table `invoices` (numbered or not)."""
-    rows = storage.table(table).query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
-    return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
-
-
-def find_number(storage: Any, number: str) -> InvoiceRecord | None:
-    """The invoice, supplementary invoice or credit note with this number, in either table."""
-    for table in (INVOICES, DOCUMENTS):
-        for entity in storage.table(table).query_entities("number eq @number", parameters={"number": number}):
-            return _record(entity)
-    return None

@@ -10,6 +10,7 @@ import pytest
 from shared.billing import InputError, Period, parse_plan
 from shared.errors import TenantNotOnboarded
 from shared.services.plans import PlanChangeRefused, VersionNotFound, add_version, remove_version, show_tenant
+from shared.storage.records import InvoiceRecord
 from shared.tenants import Tenant
 
 TENANT = "7d0f3c1e-2b4a-4c5d-9e8f-0a1b2c3d4e5f"
@@ -34,11 +35,14 @@ class Tenants:
 
 
 class Invoiced:
-    def __init__(self, months):
-        self.months = months
+    """Invoice records of the client: {period: number}, each emailed."""
 
-    def invoiced_months(self, tenant_id):
-        return self.months
+    def __init__(self, months):
+        self.records = [InvoiceRecord({"PartitionKey": TENANT, "RowKey": str(period), "number": number,
+                                       "status": "done", "step": "emailed"}, "etag") for period, number in months.items()]
+
+    def of_tenant(self, tenant_id):
+        return self.records
 
 
 PLAN_DATA = {"tenant_id": TENANT, "name": "Contoso Dental", "currency": "USD", "timezone": "America/New_York",
