@@ -413,6 +413,8 @@ class CloseService:
 
     def hold_reason(self, row: InvoiceRecord) -> str | None:
         """Why this stored invoice must not be emailed yet (shared/billing/holds.py), or None."""
+        if row.get("corrects"):
+            return None  # a correcting document (services/corrections.py) is not compared with invoices
         tenant = self.tenants.get(row.tenant_id)
         rules = rules_for(self.settings.get, tenant.plan.holds if tenant else {})
         if not rules.enabled:
