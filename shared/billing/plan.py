@@ -26,6 +26,13 @@ class Plan:
     require_license: bool = False
     exclude_upn_patterns: tuple[str, ...] = ()
     tax_rate: Decimal = Decimal("0")
+    # How the invoice names things (issue 14): `item_names` {item -> name} overrides the product
+    # catalog, `user_item_name` names the per-user fee, `tax_label` the tax ("VAT", "MwSt."), and
+    # `purchase_order` is the client's own reference, printed on every invoice when set.
+    item_names: Mapping[str, str] = field(default_factory=dict)
+    user_item_name: str = ""
+    tax_label: str = ""
+    purchase_order: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data that `parse_plan` reads back to an equal plan."""
@@ -38,6 +45,10 @@ class Plan:
             "include_guests": self.include_guests, "include_disabled": self.include_disabled,
             "require_license": self.require_license,
             "exclude_upn_patterns": list(self.exclude_upn_patterns), "tax_rate": str(self.tax_rate),
+            **({"item_names": dict(self.item_names)} if self.item_names else {}),
+            **({"user_item_name": self.user_item_name} if self.user_item_name else {}),
+            **({"tax_label": self.tax_label} if self.tax_label else {}),
+            **({"purchase_order": self.purchase_order} if self.purchase_order else {}),
         }
 
 
@@ -53,6 +64,32 @@ def _flag(data: Mapping[str, Any], name: str) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"must be true or false, got {value!r}", field=name)
     return value
+
+
+def _label(data: Mapping[str, Any], name: str, limit: int = 200) -> str:
+    """An optional one-line text printed on invoices (empty when absent)."""
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {value!r}", field=name)
+    text = " ".join(value.split())
+    if len(text) > limit:
+        raise InputError(f"must be at most {limit} characters, got {len(text)}", field=name)
+    return text
+
+
+def _item_names(data: Mapping[str, Any]) -> dict[str, str]:
+    names = data.get("item_names") or {}
+    if not isinstance(names, Mapping):
+        raise InputError("must be an object of item -> name", field="item_names")
+    result: dict[str, str] = {}
+    for item, name in names.items():
+        text = _label({"name": name}, "name")
+        if not text:
+            raise InputError("must be a non-empty string", field=f"item_names.{item}")
+        result[str(item)] = text
+    return result
 
 
 def check_timezone(zone: object, field_name: str = "timezone") -> str:
@@ -105,6 +142,10 @@ def _parse_plan(data: object) -> Plan:
         require_license=_flag(data, "require_license"),
         exclude_upn_patterns=tuple(patterns),
         tax_rate=parse_decimal(data.get("tax_rate", "0"), "tax_rate"),
+        item_names=_item_names(data),
+        user_item_name=_label(data, "user_item_name"),
+        tax_label=_label(data, "tax_label", 40),
+        purchase_order=_label(data, "purchase_order", 100),
     )
     if "user" in plan.sku_prices:
         raise InputError("'user' is the per-user fee's item name, not a SKU; use per_user_price",
