@@ -40,7 +40,7 @@ from typing import Iterable
 
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
-from shared.invoicing.render import item_label
+from shared.invoicing.render import display_address, item_label
 
 CSV_COLUMNS: tuple[str, ...] = (
     "*ContactName", "EmailAddress", "*InvoiceNumber", "Reference", "*InvoiceDate", "*DueDate",
@@ -87,9 +87,9 @@ def invoice_lines_csv(documents: Iterable[InvoiceDocument]) -> bytes:
                     money, money, "", "", currency]
 
         for line in invoice.lines:
-            description = (f"{line.display_name} ({line.user_principal_name}) — "
-                           f"{item_label(line.item)}, {line.days}/{days_in_period} days")
+            description = (f"{line.display_name} ({display_address(line.user_principal_name)}) — "
+                           f"{item_label(line.item, invoice.plan)}, {line.days}/{days_in_period} days")
             writer.writerow(row(description, line.amount))
         if invoice.plan.tax_rate and invoice.lines:
-            writer.writerow(row(f"Tax ({_percent(invoice.plan.tax_rate)})", invoice.tax))
+            writer.writerow(row(f"{invoice.plan.tax_label or 'Tax'} ({_percent(invoice.plan.tax_rate)})", invoice.tax))
     return out.getvalue().encode("utf-8")
