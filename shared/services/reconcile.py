@@ -17,6 +17,9 @@ is not deleted), under the tenant's plan. The findings, each with a plain-words 
   holding the SKU. The sync has missed a change (or one is still on its way); the service logs a
   WARNING naming the tenant and the SKU, and the next delta sync repairs it. Amount at stake:
   the difference x the plan's price where there is one.
+- `unnamed_product`: a priced SKU that users hold but that neither the plan's `item_names` nor
+  the product catalog (shared/invoicing/data/microsoft_skus.csv) names, so its invoice lines
+  show the bare part number. One finding per SKU; nothing is at stake but the client's reading.
 
 Amounts at stake are monthly, `Decimal`, rounded half-up to the currency's minor units;
 a SKU the plan does not price has none ("no price in the plan"). SKUs are named by their part
@@ -42,6 +45,7 @@ from shared.billing import Observation, Plan
 from shared.billing.holdings import per_user_exclusion, sku_item
 from shared.billing.money import format_money, format_price, round_half_up
 from shared.billing.observations import format_instant
+from shared.invoicing.products import product_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.graph.gateway import SkuInfo
@@ -52,7 +56,8 @@ UNPRICED_IN_USE = "unpriced_in_use"
 IDLE_UNITS = "idle_units"
 EXCLUDED_HOLDING_LICENSES = "excluded_holding_licenses"
 DRIFT = "drift"
-KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT)
+UNNAMED_PRODUCT = "unnamed_product"
+KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT, UNNAMED_PRODUCT)
 
 NO_PRICE = "no price in the plan"
 
@@ -143,8 +148,12 @@ class Reconciliation:
         3 idle units (USD 66.00/month), 1 excluded user holding licenses, no drift." """
         if self.error:
             return f"{self.tenant_name or self.tenant_id}: could not be reconciled ({self.error})."
-        return f"{self.tenant_name}: " + ", ".join(
-            (self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text())) + "."
+        parts = [self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text()]
+        unnamed = self.of_kind(UNNAMED_PRODUCT)
+        if unnamed:
+            parts.append(f"{len(unnamed)} {_plural(len(unnamed), 'product')} without a name on invoices "
+                         f"({', '.join(f.sku for f in unnamed)})")
+        return f"{self.tenant_name}: " + ", ".join(parts) + "."
 
     def _unpriced_text(self) -> str:
         per_sku: dict[str, int] = {}
@@ -321,6 +330,16 @@ def reconcile(plan: Plan, skus: Iterable["SkuInfo"], states: Iterable[Observatio
                     f"Graph counts {count.consumed_units} {count.sku} {_plural(count.consumed_units, 'license')} "
                     f"assigned, the ledger {count.ledger_units}: {what} ({money}). The sync missed a change; "
                     "the next delta sync should repair it.")
+
+    for count in counts:
+        if count.price is None or not count.ledger_units:
+            continue  # only what invoices show
+        key = sku_item(plan, count.sku) or (sku_item(plan, count.sku_id) if count.sku_id else None)
+        if key in plan.item_names or product_name(count.sku) or (count.sku_id and product_name(count.sku_id)):
+            continue
+        finding(UNNAMED_PRODUCT, count.sku, count.ledger_units, None,
+                f"Invoices show {count.sku} by its part number: the product catalog has no name for it. "
+                f"Name it in the plan's item_names (\"{key}\": \"<product name>\").")
 
     return Reconciliation(tenant_id, name, currency, at, tuple(counts), tuple(findings))
 
