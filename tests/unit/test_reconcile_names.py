@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from shared.billing import Observation, parse_plan
+from shared.billing.reconciliation import UNNAMED_PRODUCT, reconcile
 from shared.graph.gateway import SkuInfo
-from shared.services.reconcile import UNNAMED_PRODUCT, reconcile
+from shared.invoicing.products import product_name
 
 AT = datetime(2026, 11, 3, 9, 30, tzinfo=timezone.utc)
 
@@ -24,7 +25,7 @@ SKUS = [SkuInfo("cbdc14ab-d96c-4c30-b9f4-6ada7cdc1d46", "SPB", 1, 1), SkuInfo("i
 
 
 def test_a_held_priced_sku_the_catalog_cannot_name_is_a_finding_that_says_how_to_name_it():
-    result = reconcile(plan(), SKUS, [holder("Ann", "SPB", "CONTOSO_BACKUP_1TB")], at=AT)
+    result = reconcile(plan(), SKUS, [holder("Ann", "SPB", "CONTOSO_BACKUP_1TB")], at=AT, product_name=product_name)
     [finding] = result.of_kind(UNNAMED_PRODUCT)
     assert finding.sku == "CONTOSO_BACKUP_1TB" and finding.units == 1 and finding.monthly_amount is None
     assert "item_names" in finding.detail and "CONTOSO_BACKUP_1TB" in finding.detail
@@ -33,5 +34,6 @@ def test_a_held_priced_sku_the_catalog_cannot_name_is_a_finding_that_says_how_to
 
 def test_a_sku_the_plan_names_or_nobody_holds_is_no_finding():
     named = plan(item_names={"CONTOSO_BACKUP_1TB": "Cloud backup 1 TB"})
-    assert reconcile(named, SKUS, [holder("Ann", "SPB", "CONTOSO_BACKUP_1TB")], at=AT).of_kind(UNNAMED_PRODUCT) == []
-    assert reconcile(plan(), SKUS, [holder("Ann", "SPB")], at=AT).of_kind(UNNAMED_PRODUCT) == []
+    held = [holder("Ann", "SPB", "CONTOSO_BACKUP_1TB")]
+    assert reconcile(named, SKUS, held, at=AT, product_name=product_name).of_kind(UNNAMED_PRODUCT) == []
+    assert reconcile(plan(), SKUS, [holder("Ann", "SPB")], at=AT, product_name=product_name).of_kind(UNNAMED_PRODUCT) == []
