@@ -205,3 +205,20 @@ def test_the_item_summary_shows_user_days_and_says_its_amounts_are_sums_of_round
     summary = html[html.index("Charges by item"):html.index("How to pay")]
     assert "User-days" in summary and "62" in summary  # two holders of SPB for 31 days
     assert "sum of the rounded amounts" in summary and "unit price × user-days ÷ 31" in summary
+
+
+def test_the_deployment_package_keeps_the_compiled_catalogs_and_the_product_catalog():
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    root = Path(INVOICING).parent.parent
+    patterns = [line.strip() for line in (root / ".funcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    shipped = [f"shared/invoicing/locale/{language}/LC_MESSAGES/messages.mo" for language in LANGUAGES]
+    shipped.append("shared/invoicing/data/microsoft_skus.csv")
+    for path in shipped:
+        assert (root / path).is_file(), path
+        parts = path.split("/")
+        left_out = [p for p in patterns for n in range(1, len(parts) + 1)
+                    if fnmatch("/".join(parts[:n]), p.strip("/")) or fnmatch(parts[n - 1], p.strip("/"))]
+        assert not left_out, f"{path} is left out of the package by .funcignore {left_out}"
