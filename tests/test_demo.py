@@ -79,3 +79,9 @@ def test_the_demo_invoices_name_products_say_how_to_pay_and_one_is_wholly_german
                  "Ihre Bestellnummer", "BE-2026-0117", "Copilot for Microsoft 365"):
         assert word in flat, word
     assert any("@partner.example" in text for text in texts.values())  # guests by their real address
+
+    messages = [json.loads(p.read_text()) for p in (out / "outbox").glob("*/message.json")]
+    bodies = {m["subject"].split()[1]: json.dumps(m["body"], ensure_ascii=False) for m in messages}
+    assert any("AUD\u00a01,917.30" in body for body in bodies.values())  # the AUD client: a code, not "$"
+    assert not any("$" in body for body in bodies.values())  # never a bare dollar sign
+    assert [m["subject"] for m in messages if m["subject"].startswith("Rechnung ")]
