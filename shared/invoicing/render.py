@@ -167,10 +167,11 @@ SUMMARY_COLUMNS = {"item": 0.36, "unit_price": 0.16, "users": 0.12, "days": 0.16
 _CELL_SLACK = 16.0
 
 
+@lru_cache(maxsize=4096)
 def _char_width(char: str, font: str, size: float) -> float:
-    from reportlab.pdfbase.pdfmetrics import stringWidth
     if not _latin1_drawable(char):
         return size  # a fallback face's glyph: assume a full em (wider than any Latin glyph)
+    from reportlab.pdfbase.pdfmetrics import stringWidth
     return stringWidth(char, font, size)
 
 
