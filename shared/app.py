@@ -109,7 +109,7 @@ class Prorata:
     def numbering(self) -> InvoiceNumbering:
         """The invoice counter (built when a close first numbers: a bad number format fails then)."""
         from shared.storage.numbering import InvoiceNumbering
-        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.get("INVOICE_NUMBER_FORMAT"),
+        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.require("INVOICE_NUMBER_FORMAT"),
                                 prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
 
     def enqueue(self, queue: str, message: JsonObject) -> None:

@@ -79,7 +79,7 @@ class GraphGateway:
 
             client = GraphServiceClient(credentials=self._credential_factory(tenant_id),
                                         scopes=["https://graph.microsoft.com/.default"])
-            client.request_adapter.base_url = self._settings.get("GRAPH_BASE_URL").rstrip("/")
+            client.request_adapter.base_url = self._settings.require("GRAPH_BASE_URL").rstrip("/")
             self._clients[tenant_id] = client
         return self._clients[tenant_id]
 

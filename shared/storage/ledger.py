@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from shared.billing import Observation, Period
+from shared.errors import Busy
 from shared.storage import ledger_entities as E
 from shared.ports import MonthSlice
 
@@ -27,7 +28,7 @@ _SNAPSHOT_CHUNK = 30_000  # characters per snapshot entity (a string property ho
 _GUARD = "meta|snapshots"
 
 
-class LedgerConflict(RuntimeError):
+class LedgerConflict(Busy):
     """Other writers kept changing the same users; the caller may retry later."""
 
 
@@ -38,7 +39,7 @@ class TableLedger:
         self._known_snapshots: set[tuple[str, str]] = set()
 
     @property
-    def _table(self):
+    def _table(self) -> Any:
         return self._storage.table(self._table_name)
 
     # --- reading -----------------------------------------------------------------------------
@@ -187,7 +188,7 @@ class TableLedger:
     def _append_once(self, tenant_id: str, pending: list[Observation], observed_at: datetime,
                      source: str, tally: "_Tally") -> None:
         rows = self._user_rows(tenant_id, {o.user_id for o in pending})
-        current = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
+        current: dict[str, tuple[Observation, Any]] = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
         seqs = {uid: int(row.get("seq", 0)) for uid, row in rows.items()}
         live: dict[str, list[tuple[Observation, int]]] = defaultdict(list)  # month -> changes
         late: list[Observation] = []
@@ -212,7 +213,7 @@ class TableLedger:
                 self._invalidate_snapshots_after(tenant_id, E.month_key(observation.at))
 
     def _write_month(self, tenant_id: str, changes: list[tuple[Observation, int]],
-                     rows: dict[str, dict[str, Any]], observed_at: datetime, source: str,
+                     rows: dict[str, Any], observed_at: datetime, source: str,
                      tally: "_Tally") -> None:
         """Writes one month's changes: each user's records and final state row in one
         transaction, guarded by the row's ETag (or created if the user is new)."""

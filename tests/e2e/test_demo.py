@@ -1,20 +1,19 @@
 """The demo path end to end, as a new user runs it: ./dev demo on local stand-ins."""
 from __future__ import annotations
 
+import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
-
-import csv
-import re
 
 import pytest
 from pypdf import PdfReader
 
 from shared.invoicing.products import CATALOG_PATH
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
