@@ -341,15 +341,16 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                     f"assigned, the ledger {count.ledger_units}: {what} ({money}). The sync missed a change; "
                     "the next delta sync should repair it.")
 
-    for count in counts if product_name is not None else ():
-        if count.price is None or not count.ledger_units:
-            continue  # only what invoices show
-        key = sku_item(plan, count.sku) or (sku_item(plan, count.sku_id) if count.sku_id else None)
-        if key in plan.item_names or product_name(count.sku) or (count.sku_id and product_name(count.sku_id)):
-            continue
-        finding(UNNAMED_PRODUCT, count.sku, count.ledger_units, None,
-                f"Invoices show {count.sku} by its part number: the product catalog has no name for it. "
-                f"Name it in the plan's item_names (\"{key}\": \"<product name>\").")
+    if product_name is not None:
+        for count in counts:
+            if count.price is None or not count.ledger_units:
+                continue  # only what invoices show
+            key = sku_item(plan, count.sku) or (sku_item(plan, count.sku_id) if count.sku_id else None)
+            if key in plan.item_names or product_name(count.sku) or (count.sku_id and product_name(count.sku_id)):
+                continue
+            finding(UNNAMED_PRODUCT, count.sku, count.ledger_units, None,
+                    f"Invoices show {count.sku} by its part number: the product catalog has no name for it. "
+                    f"Name it in the plan's item_names (\"{key}\": \"<product name>\").")
 
     return Reconciliation(tenant_id, name, currency, at, tuple(counts), tuple(findings))
 

@@ -303,7 +303,7 @@ def _view(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
     period = invoice.period
     days_in_period = period.days
 
-    names: dict[str, tuple[Any, int]] = {}
+    names: dict[tuple[str, float], tuple[Any, int]] = {}
 
     def named(item: str, column: float) -> tuple[Any, int]:
         key = (item, column)
