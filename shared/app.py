@@ -192,7 +192,7 @@ class Prorata:
         return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
                             runs=self.runs, archive=self.archive, queues=self.queues, counter=self.numbering,
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
-                            after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
+                            after_step=after_step, lease_ttl=LEASE_TTL if lease_ttl is None else lease_ttl,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait)
 
     # --- the webhook's collaborators (kept for the process) ------------------------------------
