@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.billing.errors import InputError
+from shared.billing.holds import check_overrides
 from shared.billing.money import check_currency, format_price, parse_decimal
 
 PRORATION_POLICIES = ("daily", "none")
@@ -33,6 +34,7 @@ class Plan:
     user_item_name: str = ""
     tax_label: str = ""
     purchase_order: str = ""
+    holds: Mapping[str, object] = field(default_factory=dict)  # overrides of the HOLD_* settings (billing/holds.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data that `parse_plan` reads back to an equal plan."""
@@ -49,6 +51,7 @@ class Plan:
             **({"user_item_name": self.user_item_name} if self.user_item_name else {}),
             **({"tax_label": self.tax_label} if self.tax_label else {}),
             **({"purchase_order": self.purchase_order} if self.purchase_order else {}),
+            **({"holds": dict(self.holds)} if self.holds else {}),
         }
 
 
@@ -146,6 +149,7 @@ def _parse_plan(data: object) -> Plan:
         user_item_name=_label(data, "user_item_name"),
         tax_label=_label(data, "tax_label", 40),
         purchase_order=_label(data, "purchase_order", 100),
+        holds=check_overrides(data.get("holds")),
     )
     if "user" in plan.sku_prices:
         raise InputError("'user' is the per-user fee's item name, not a SKU; use per_user_price",
