@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.azurite import Azurite  # noqa: E402
+from devtools.grants import consent_msp  # noqa: E402
 from devtools.graph_sim import GraphSimulator  # noqa: E402
 from shared.app import Prorata  # noqa: E402
 from shared.billing import Observation, Period, parse_plan  # noqa: E402
@@ -88,6 +89,7 @@ def main() -> int:
     with Azurite() as azurite, GraphSimulator() as sim:
         sim.add_tenant(MSP, "Northwind MSP", "northwind-msp.example")
         sim.create_user(MSP, "Billing", MAILBOX)
+        consent_msp(sim, MSP, MAILBOX)
         app = Prorata(Settings({"AzureWebJobsStorage": azurite.connection_string, "GRAPH_BASE_URL": sim.base_url,
                                 "GRAPH_AUTH": "static", "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}",
                                 "MSP_TENANT_ID": MSP, "INVOICE_MAILBOX": MAILBOX, "BRAND_NAME": "Northwind MSP"}),

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.azurite import Azurite, free_ports, port_answers  # noqa: E402
+from devtools.grants import consent_client  # noqa: E402
 from devtools.graph_sim import GraphSimulator  # noqa: E402
 from shared.app import Prorata  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -79,6 +80,7 @@ def main() -> None:
             setup = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for n, tenant_id in enumerate(tenants):
                 sim.add_tenant(tenant_id, f"Client {n}", f"client{n}.example")
+                consent_client(sim, tenant_id)
                 sim.add_sku(tenant_id, "SPB", prepaid=100_000)
                 sim.create_user(tenant_id, "First User", f"first@client{n}.example", skus=["SPB"])
                 body = json.dumps({"plan": {"tenant_id": tenant_id, "name": f"Client {n}", "currency": "USD",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from devtools.azurite import Azurite, free_ports
 from devtools.demo.scenario import CLIENTS, Month, plan_month
+from devtools.grants import consent_client, consent_msp
 from devtools.graph_sim import GraphSimulator
 from devtools.host import DevHost
 from shared.billing import Period
@@ -92,7 +93,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
-            "INVOICE_NUMBER_PREFIX": "NW-",
+            "INVOICE_NUMBER_PREFIX": "NW-", "SYNC_RECHECK_SECONDS": "1,2",
             "BRAND_VAT_ID": "GB 123 4567 89", "BRAND_COMPANY_ID": "09876543",
             "PAYMENT_BANK_NAME": "Harbour Bank plc", "PAYMENT_IBAN": "GB82 WEST 1234 5698 7654 32",
             "PAYMENT_BIC": "WESTGB2L",
@@ -101,6 +102,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
         clock = Clock(sim, start)
         sim.add_tenant(MSP_TENANT, "Northwind MSP", "northwind-msp.example")
         sim.create_user(MSP_TENANT, "Billing", MAILBOX, created=start - timedelta(days=900))
+        consent_msp(sim, MSP_TENANT, MAILBOX)  # exactly what docs/deploy.md grants
         # The host's own timers stay off: the demo fires them at the simulated times instead.
         host = DevHost(settings=settings, port=port, enable_timers=False).start()
         try:
@@ -156,6 +158,7 @@ def onboard(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> N
     say(f"[2/5] Onboarding {len(CLIENTS)} clients (plan, billing contacts, baseline sync, Graph subscription) ...")
     for client in CLIENTS:
         sim.add_tenant(client.tenant_id, client.name, client.domain)
+        consent_client(sim, client.tenant_id)
         for sku, prepaid in client.skus.items():
             sim.add_sku(client.tenant_id, sku, prepaid=prepaid, sku_id=sku_guid(sku))
         for n, (name, upn, skus, kind) in enumerate(month.baseline[client.tenant_id]):
