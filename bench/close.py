@@ -30,7 +30,7 @@ from devtools.azurite import Azurite  # noqa: E402
 from devtools.graph_sim import GraphSimulator  # noqa: E402
 from shared.app import Prorata  # noqa: E402
 from shared.billing import Observation, Period, parse_plan  # noqa: E402
-from shared.ledger import entities as E  # noqa: E402
+from shared.storage import ledger_entities as E  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.tenants import Tenant  # noqa: E402
 

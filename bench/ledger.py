@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.azurite import Azurite  # noqa: E402
 from shared.billing import Observation, Period  # noqa: E402
-from shared.ledger import TableLedger  # noqa: E402
-from shared.ledger import entities as E  # noqa: E402
+from shared.storage.ledger import TableLedger  # noqa: E402
+from shared.storage import ledger_entities as E  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.storage import Storage  # noqa: E402
 

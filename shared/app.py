@@ -48,12 +48,12 @@ class Prorata:
 
     @cached_property
     def ledger(self):
-        from shared.ledger import TableLedger
+        from shared.storage.ledger import TableLedger
         return TableLedger(self.storage)
 
     @cached_property
     def sync_gate(self):
-        from shared.services.sync_gate import SyncGate
+        from shared.storage.sync_gate import SyncGate
         return SyncGate(self.storage)
 
     @property

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.billing.observations import format_instant, parse_instant
-from shared.storage import TableStore, get_or_none
+from shared.storage.account import TableStore, get_or_none
 
 TABLE = "subscriptions"
 PARTITION = "subscription"

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from shared.billing import InputError, Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
-from shared.storage import TableStore, get_or_none
+from shared.storage.account import TableStore, get_or_none
 
 TABLE = "tenants"
 PARTITION = "tenant"

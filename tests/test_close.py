@@ -20,7 +20,7 @@ from pypdf import PdfReader
 
 from shared.app import Prorata, get_app
 from shared.billing import Observation, Period, parse_plan
-from shared.invoicing.store import unpack_invoice
+from shared.storage.invoices import unpack_invoice
 from shared.services.close import CloseService, month_to_date
 from shared.settings import Settings
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
@@ -525,7 +525,7 @@ def test_dev_close_closes_by_hand_once_and_dev_invoice_previews_and_shows_it(env
 # --------------------------------------------------------------------------- pieces without Azure
 
 def test_an_invoice_frozen_in_its_row_reads_back_equal_to_the_computed_one():
-    from shared.invoicing.store import Row, pack_invoice
+    from shared.storage.invoices import Row, pack_invoice
 
     plan = parse_plan({"tenant_id": "t-1", "name": "Kuwait Co", "currency": "KWD", "timezone": "Asia/Kuwait",
                        "per_user_price": "12.125", "tax_rate": "0.05"})
@@ -539,7 +539,7 @@ def test_an_invoice_frozen_in_its_row_reads_back_equal_to_the_computed_one():
 def test_the_number_format_takes_prefix_year_month_and_seq_and_must_contain_seq():
     from datetime import date
 
-    from shared.invoicing.numbering import NumberFormatError, check_format, format_number
+    from shared.storage.numbering import NumberFormatError, check_format, format_number
 
     assert format_number("{prefix}{year}-{seq:05d}", "INV-", date(2027, 1, 1), 42) == "INV-2027-00042"
     assert format_number("{prefix}{year}{month}/{seq}", "NW", date(2026, 11, 1), 7) == "NW202611/7"
@@ -552,7 +552,7 @@ def test_the_number_format_takes_prefix_year_month_and_seq_and_must_contain_seq(
 def test_a_run_summary_far_larger_than_a_table_property_is_stored_and_read_back(env):
     import secrets
 
-    from shared.invoicing.store import RunMember, RunStore
+    from shared.storage.invoices import RunMember, RunStore
 
     runs = RunStore(env.app.storage)
     run_id = f"test-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.billing import Observation, Period, compute_invoice
-from shared.ledger import TableLedger
+from shared.storage.ledger import TableLedger
 from shared.settings import Settings
 from shared.storage import Storage
 from tests.billing_helpers import plan

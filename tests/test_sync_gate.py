@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from shared.services.sync_gate import COVERED, QUEUED, RUN, SyncGate
+from shared.storage.sync_gate import COVERED, QUEUED, RUN, SyncGate
 from shared.settings import Settings
 from shared.storage import Storage
 

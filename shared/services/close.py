@@ -62,8 +62,8 @@ from shared.app import CLOSE_QUEUE
 from shared.billing import Invoice, Observation, Period, compute_invoice
 from shared.billing.money import format_money
 from shared.billing.observations import format_instant
-from shared.invoicing.archive import InvoiceArchive, csv_path, pdf_path
-from shared.invoicing.store import (
+from shared.storage.archive import InvoiceArchive, csv_path, pdf_path
+from shared.storage.invoices import (
     COMPUTED, DRAFTED, EMAILED, FINISHED_STEPS, NOTHING_TO_BILL, NUMBERED, QUEUED, RENDERED, STORED,
     Conflict, InvoiceStore, Row, RunMember, RunStore, pack_invoice, unpack_invoice,
 )
@@ -201,7 +201,7 @@ class CloseService:
     @property
     def numbering(self):
         if self._numbering is None:
-            from shared.invoicing.numbering import InvoiceNumbering
+            from shared.storage.numbering import InvoiceNumbering
 
             self._numbering = InvoiceNumbering(self.app.storage, self.invoices,
                                                template=self.settings.get("INVOICE_NUMBER_FORMAT"),

@@ -98,7 +98,7 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
 async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],
                            run: Callable[[], Any], requested_at: datetime | None = None) -> list[SyncReport]:
     """Runs `run` (one sync) under the tenant's gate, again while triggers keep arriving."""
-    from shared.services.sync_gate import RUN
+    from shared.storage.sync_gate import RUN
 
     owner = uuid.uuid4().hex
     decision = gate.acquire(tenant_id, owner, clock(), requested_at)

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from shared.billing import Observation, Period
-from shared.ledger import entities as E
-from shared.ledger.ports import MonthSlice
+from shared.storage import ledger_entities as E
+from shared.ports import MonthSlice
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.billing.observations import format_instant
-from shared.invoicing.store import COMPUTED, NUMBERED, Conflict, InvoiceStore, Row
+from shared.storage.invoices import COMPUTED, NUMBERED, Conflict, InvoiceStore, Row
 
 log = logging.getLogger("prorata.close")
 
