@@ -31,6 +31,7 @@ from devtools.graph_sim import GraphSimulator  # noqa: E402
 from shared.app import Prorata  # noqa: E402
 from shared.billing import Observation, Period, parse_plan  # noqa: E402
 from shared.storage import ledger_entities as E  # noqa: E402
+from shared.storage.invoices import invoice_document  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.tenants import Tenant  # noqa: E402
 
@@ -91,8 +92,6 @@ def main() -> int:
                                 "GRAPH_AUTH": "static", "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}",
                                 "MSP_TENANT_ID": MSP, "INVOICE_MAILBOX": MAILBOX, "BRAND_NAME": "Northwind MSP"}),
                       clock=lambda: datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc))
-        from shared.services.close import CloseService
-
         rnd = random.Random(7)
         began = time.perf_counter()
         ids = [load_client(app, n, args.users, rnd) for n in range(args.tenants)]
@@ -101,7 +100,7 @@ def main() -> int:
               f"{time.perf_counter() - began:.1f} s")
 
         import xhtml2pdf.pisa  # noqa: F401  (the one-off import is not the close's work)
-        service = CloseService(app)
+        service = app.close_service()
 
         async def close_all():
             return await service.close_by_hand(PERIOD, [*ids, small], concurrency=args.concurrency)
@@ -130,7 +129,7 @@ def main() -> int:
         documents = {}
         for row in rows:
             if row.get("number"):
-                documents.setdefault(int(row["lines"]), service.document(row))
+                documents.setdefault(int(row["lines"]), invoice_document(row))
         ok = True
         for target_lines, target in TARGETS.items():
             size = min(documents, key=lambda n: abs(n - target_lines))

@@ -21,8 +21,9 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="./dev close", description=(
         "Close a month by hand: compute, number, render, archive and email each client's invoice, exactly "
-        "once. Without --tenant: every active client onboarded before the month ended. A client whose month "
-        "has not ended yet in its own time zone is skipped."))
+        "once. Without --tenant: the clients the month-end timer closes for the month (onboarded before it "
+        "ended, not offboarded before it began). A client whose month has not ended yet in its own time zone "
+        "is skipped."))
     parser.add_argument("--period", help="the month to close, YYYY-MM")
     parser.add_argument("--tenant", action="append", default=[], help="a client tenant id (repeatable)")
     parser.add_argument("--report", metavar="RUN_ID", help="print the summary (or progress) of a run and exit")
@@ -48,9 +49,9 @@ def _print_summary(summary: dict, as_json: bool) -> None:
 
 async def _close(app, args) -> int:
     from shared.billing import InputError, Period
-    from shared.services.close import FAILED_OUTCOME, CloseService
+    from shared.services.close import FAILED_OUTCOME
 
-    service = CloseService(app)
+    service = app.close_service()
     if args.report:
         report = service.run_report(args.report)
         if report is None:

@@ -36,12 +36,10 @@ _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "ta
 
 
 def _run(app, args) -> int:
-    from zoneinfo import ZoneInfo
-
     from shared.billing import InputError, Period
-    from shared.services.close import CloseError, CloseService
+    from shared.errors import CloseError
 
-    service = CloseService(app)
+    service = app.close_service()
     tenant = app.tenants.get(args.tenant)
     if tenant is None:
         print(f"invoice: tenant {args.tenant} is not onboarded", file=sys.stderr)
@@ -50,8 +48,7 @@ def _run(app, args) -> int:
         if args.period:
             period = Period.parse(args.period)
         elif args.action == "preview":
-            local = app.now().astimezone(ZoneInfo(tenant.plan.timezone))
-            period = Period(local.year, local.month)
+            period = Period.current(tenant.plan.timezone, app.now())
         else:
             print("invoice: --period YYYY-MM is required", file=sys.stderr)
             return 2

@@ -33,10 +33,12 @@ def _print(result) -> None:
 async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
-    from shared.services.reconcile import TenantNotOnboarded, findings_csv, reconcile_all, reconcile_tenant
+    from shared.billing.reconciliation import findings_csv
+    from shared.errors import TenantNotOnboarded
 
     try:
-        results = await reconcile_all(app) if args.all else [await reconcile_tenant(app, args.tenant)]
+        reconciler = app.reconciler
+        results = await reconciler.reconcile_all() if args.all else [await reconciler.reconcile_tenant(args.tenant)]
     except TenantNotOnboarded as error:
         print(f"reconcile: {error}", file=sys.stderr)
         return 1

@@ -27,22 +27,23 @@ def _parser() -> argparse.ArgumentParser:
 async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
-    from shared.services.onboarding import offboard, onboard, sync
+    from shared.errors import TenantNotOnboarded
 
     try:
         if args.action == "add":
-            print(json.dumps(await onboard(app, args.tenant), indent=1))
+            print(json.dumps(await app.onboarding.onboard(args.tenant), indent=1))
         elif args.action == "list":
             for tenant in app.tenants.all():
                 print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
         elif args.action == "remove":
-            result = await offboard(app, args.tenant)
-            if result is None:
-                print(f"tenants: tenant {args.tenant} is not onboarded", file=sys.stderr)
+            try:
+                result = await app.onboarding.offboard(args.tenant)
+            except TenantNotOnboarded as error:
+                print(f"tenants: {error}", file=sys.stderr)
                 return 1
             print(f"Offboarded {result['name']}: {result['subscriptions_deleted']} subscription(s) deleted, ledger kept.")
         else:
-            for report in await sync(app, args.tenant):
+            for report in await app.syncing.sync(args.tenant):
                 print(report.sentence())
     except (GraphError, OSError) as error:
         return graph_failure("tenants", app, error)

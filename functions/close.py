@@ -8,7 +8,9 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import CLOSE_QUEUE, get_app, run_async
+from shared.aio import run_async
+from shared.app import get_app
+from shared.messages import CLOSE_QUEUE, CloseRequest
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.close")
@@ -19,25 +21,19 @@ MAX_ATTEMPTS = 5  # host.json extensions.queues.maxDequeueCount: the fifth failu
 @bp.timer_trigger(arg_name="timer", schedule="%MONTH_END_SCHEDULE%", run_on_startup=False)
 def month_end(timer: func.TimerRequest) -> None:
     """06:00 UTC on the 1st: queues every client whose last month has ended in its zone."""
-    from shared.services.close import CloseService
-
-    CloseService(get_app()).start_month_end("timer")
+    get_app().close_service().start_month_end("timer")
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%MONTH_END_CATCHUP_SCHEDULE%", run_on_startup=False)
 def month_end_catch_up(timer: func.TimerRequest) -> None:
     """Hourly on the 1st and 2nd: the same rule, for clients whose month ended after 06:00 UTC."""
-    from shared.services.close import CloseService
-
-    CloseService(get_app()).start_month_end("catch-up")
+    get_app().close_service().start_month_end("catch-up")
 
 
 @bp.queue_trigger(arg_name="msg", queue_name=CLOSE_QUEUE, connection="AzureWebJobsStorage")
 def tenant_close(msg: func.QueueMessage) -> None:
-    from shared.services.close import handle_close_message
-
-    message = json.loads(msg.get_body().decode("utf-8"))
-    run_async(handle_close_message(get_app(), message, attempt=msg.dequeue_count or 1, max_attempts=MAX_ATTEMPTS))
+    request = CloseRequest.from_json(json.loads(msg.get_body().decode("utf-8")))
+    run_async(get_app().close_service().handle(request, attempt=msg.dequeue_count or 1, max_attempts=MAX_ATTEMPTS))
 
 
 @bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -45,7 +41,7 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     """The invoice JSON of `?period=YYYY-MM` (default: the current month in the client's zone,
     to date), computed as the close computes it."""
     from shared.billing import InputError, Period
-    from shared.services.close import CloseError, CloseService
+    from shared.errors import CloseError, TenantNotOnboarded
 
     app = get_app()
     tenant_id = req.route_params["tenant_id"]
@@ -54,18 +50,12 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, f"tenant {tenant_id} is not onboarded")
     text = req.params.get("period")
     try:
-        if text:
-            period = Period.parse(text)
-        else:
-            from zoneinfo import ZoneInfo
-
-            local = app.now().astimezone(ZoneInfo(tenant.plan.timezone))
-            period = Period(local.year, local.month)
+        period = Period.parse(text) if text else Period.current(tenant.plan.timezone, app.now())
     except InputError as error:
         return error_response(400, f"query parameter period: {error.problem}")
     try:
-        return json_response(CloseService(app).preview(tenant_id, period))
+        return json_response(app.close_service().preview(tenant_id, period))
     except CloseError as error:
         return error_response(400, f"period {period}: {error}")
-    except LookupError as error:
+    except TenantNotOnboarded as error:
         return error_response(404, str(error))

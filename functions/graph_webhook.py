@@ -8,13 +8,11 @@ import logging
 
 import azure.functions as func
 
-from shared.app import SYNC_QUEUE, get_app
-from shared.services.notifications import GroupCommit, NotAcceptable, SubscriptionCache, parse_collection, screen
+from shared.app import get_app
+from shared.services.notifications import NotAcceptable, parse_collection, screen
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.webhook")
-_caches: dict[int, SubscriptionCache] = {}
-_writers: dict[int, GroupCommit] = {}
 
 
 def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
@@ -39,16 +37,11 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
         items = parse_collection(body)
     except NotAcceptable as error:
         return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
-    cache = _caches.setdefault(id(app), SubscriptionCache(app.subscriptions.get))
     try:
-        screened = screen(items, cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
+        screened = screen(items, app.subscription_cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
         for reason in screened.dropped:
             log.warning("Dropped a notification that is not genuine: %s.", reason)
-        writer = _writers.get(id(app))
-        if writer is None:
-            queue = app.storage.queue(SYNC_QUEUE)
-            writer = _writers.setdefault(id(app), GroupCommit(queue.send_message))
-        writer.submit(list(screened.sync_requests.values()))
+        app.notification_writer.submit(list(screened.sync_requests.values()))
     except Exception:
         # Not stored: answer 5xx so that Graph delivers it again.
         log.exception("Could not store %d notification(s); Graph will retry.", len(items))

@@ -7,7 +7,8 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import get_app, run_async
+from shared.aio import run_async
+from shared.app import get_app
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.reconcile")
@@ -16,14 +17,15 @@ log = logging.getLogger("prorata.reconcile")
 @bp.route(route="tenants/{tenant_id}/reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def tenant_reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     from shared.graph.gateway import GraphError
-    from shared.services.reconcile import TenantNotOnboarded, findings_csv, reconcile_tenant
+    from shared.billing.reconciliation import findings_csv
+    from shared.errors import TenantNotOnboarded
 
     tenant_id = req.route_params["tenant_id"]
     wanted = (req.params.get("format") or "json").lower()
     if wanted not in ("json", "csv"):
         return error_response(400, f"format: expected json or csv, got {wanted!r}")
     try:
-        result = run_async(reconcile_tenant(get_app(), tenant_id))
+        result = run_async(get_app().reconciler.reconcile_tenant(tenant_id))
     except TenantNotOnboarded as error:
         return error_response(404, str(error))
     except GraphError as error:

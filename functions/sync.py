@@ -6,7 +6,9 @@ import logging
 
 import azure.functions as func
 
-from shared.app import SYNC_QUEUE, get_app, run_async
+from shared.aio import run_async
+from shared.app import get_app
+from shared.messages import SYNC_QUEUE, SyncRequest
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.sync")
@@ -14,9 +16,7 @@ log = logging.getLogger("prorata.sync")
 
 @bp.queue_trigger(arg_name="msg", queue_name=SYNC_QUEUE, connection="AzureWebJobsStorage")
 def tenant_sync(msg: func.QueueMessage) -> None:
-    from shared.services.onboarding import run_sync_message
-
-    run_sync_message(get_app(), json.loads(msg.get_body().decode("utf-8")))
+    get_app().syncing.run_message(json.loads(msg.get_body().decode("utf-8")))
 
 
 @bp.timer_trigger(arg_name="timer", schedule="%SUBSCRIPTION_RENEW_SCHEDULE%", run_on_startup=False)
@@ -24,7 +24,7 @@ def renew_subscriptions(timer: func.TimerRequest) -> None:
     app = get_app()
     outcome = run_async(app.subscription_manager.renew_all())
     for tenant_id in outcome["recreated"] + outcome["created"]:
-        app.enqueue(SYNC_QUEUE, {"tenant_id": tenant_id, "reason": "subscription recreated"})
+        app.enqueue(SYNC_QUEUE, SyncRequest(tenant_id, "subscription recreated").to_json())
     log.info("Subscriptions: %d renewed, %d recreated, %d created, %d still valid, %d failed.",
              len(outcome["renewed"]), len(outcome["recreated"]), len(outcome["created"]), len(outcome["kept"]),
              len(outcome["failed"]))
@@ -36,5 +36,5 @@ def daily_sync(timer: func.TimerRequest) -> None:
     app = get_app()
     tenants = app.tenants.all(active_only=True)
     for tenant in tenants:
-        app.enqueue(SYNC_QUEUE, {"tenant_id": tenant.tenant_id, "reason": "daily"})
+        app.enqueue(SYNC_QUEUE, SyncRequest(tenant.tenant_id, "daily").to_json())
     log.info("Daily sync: queued a delta for %d active tenant(s).", len(tenants))

@@ -7,7 +7,8 @@ import logging
 import azure.functions as func
 
 from functions.http_util import error_response, json_response
-from shared.app import get_app, run_async
+from shared.aio import run_async
+from shared.app import get_app
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.tenants")
@@ -16,7 +17,6 @@ log = logging.getLogger("prorata.tenants")
 @bp.route(route="tenants", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
     from shared.billing import InputError
-    from shared.services.onboarding import onboard
     from shared.tenants import parse_onboarding
 
     try:
@@ -25,7 +25,7 @@ def tenants_add(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(400, f"request body: not valid JSON ({error.msg})")
     except InputError as error:
         return error_response(400, str(error))
-    return json_response(run_async(onboard(get_app(), tenant)), 201)
+    return json_response(run_async(get_app().onboarding.onboard(tenant)), 201)
 
 
 @bp.route(route="tenants", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
@@ -35,9 +35,9 @@ def tenants_list(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="tenants/{tenant_id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
 def tenants_remove(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.services.onboarding import offboard
+    from shared.errors import TenantNotOnboarded
 
-    result = run_async(offboard(get_app(), req.route_params["tenant_id"]))
-    if result is None:
-        return error_response(404, f"tenant {req.route_params['tenant_id']} is not onboarded")
-    return json_response(result)
+    try:
+        return json_response(run_async(get_app().onboarding.offboard(req.route_params["tenant_id"])))
+    except TenantNotOnboarded as error:
+        return error_response(404, str(error))

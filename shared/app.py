@@ -1,20 +1,46 @@
-"""The composition root: wires the real adapters (Table/Queue/Blob storage, Graph) to the
-services, once per process and lazily, from the app settings. Functions and the ./dev commands
-both get their collaborators here; tests build one with their own settings and clock."""
+"""The composition root: the one place that builds the adapters (Table/Queue/Blob storage,
+Graph, mail) and wires them into the services, once per process and lazily, from the app
+settings. Functions and the ./dev commands get their services here; tests build one with their
+own settings and clock. No service imports this module."""
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import weakref
-from datetime import datetime, timezone
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
+from shared.aio import run_async
+from shared.messages import CLOSE_QUEUE, SYNC_QUEUE, JsonObject
 from shared.settings import Settings
 
-SYNC_QUEUE = "tenant-sync"
-CLOSE_QUEUE = "tenant-close"
+if TYPE_CHECKING:  # pragma: no cover
+    from azure.core.credentials import TokenCredential
+
+    from shared.graph.gateway import GraphGateway
+    from shared.invoicing.document import Brand
+    from shared.ports import GraphPort, Mailer
+    from shared.services.close import CloseService
+    from shared.services.notifications import GroupCommit, SubscriptionCache
+    from shared.services.onboarding import Onboarding
+    from shared.services.reconcile import Reconciler
+    from shared.services.subscriptions import SubscriptionManager
+    from shared.services.tenant_sync import TenantSync
+    from shared.storage import Storage
+    from shared.storage.archive import InvoiceArchive
+    from shared.storage.invoices import InvoiceStore, RunStore
+    from shared.storage.ledger import TableLedger
+    from shared.storage.numbering import InvoiceNumbering
+    from shared.storage.queues import StorageQueues
+    from shared.storage.subscriptions import SubscriptionStore
+    from shared.storage.sync_gate import SyncGate
+    from shared.storage.tenants import TenantStore
+
+__all__ = ["CLOSE_QUEUE", "SYNC_QUEUE", "Prorata", "get_app", "run_async", "utc_now"]
+
+SYNC_WORKERS = 4  # the requests of one tenant-sync message run side by side on this many threads
 
 
 def utc_now() -> datetime:
@@ -22,42 +48,76 @@ def utc_now() -> datetime:
 
 
 class Prorata:
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now,
-                 credential_factory: Callable[[str], Any] | None = None):
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now):
         self.settings = settings
         self.clock = clock
-        self._credential_factory = credential_factory
         self._graph_lock = threading.Lock()
-        self._gateways: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
-        self._credentials: dict[str, Any] = {}
+        self._gateways: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GraphGateway]" = \
+            weakref.WeakKeyDictionary()
+        self._credentials: dict[str, TokenCredential] = {}
 
+    def now(self) -> datetime:
+        """The current time from this app's clock (services hold this method, not the clock)."""
+        return self.clock()
+
+    # --- adapters: storage ---------------------------------------------------------------------
     @cached_property
-    def storage(self):
+    def storage(self) -> Storage:
         from shared.storage import Storage
         return Storage(self.settings)
 
     @cached_property
-    def tenants(self):
-        from shared.tenants import TenantStore
+    def tenants(self) -> TenantStore:
+        from shared.storage.tenants import TenantStore
         return TenantStore(self.storage)
 
     @cached_property
-    def subscriptions(self):
-        from shared.subscriptions import SubscriptionStore
+    def subscriptions(self) -> SubscriptionStore:
+        from shared.storage.subscriptions import SubscriptionStore
         return SubscriptionStore(self.storage)
 
     @cached_property
-    def ledger(self):
+    def ledger(self) -> TableLedger:
         from shared.storage.ledger import TableLedger
         return TableLedger(self.storage)
 
     @cached_property
-    def sync_gate(self):
+    def sync_gate(self) -> SyncGate:
         from shared.storage.sync_gate import SyncGate
         return SyncGate(self.storage)
 
+    @cached_property
+    def invoices(self) -> InvoiceStore:
+        from shared.storage.invoices import InvoiceStore
+        return InvoiceStore(self.storage)
+
+    @cached_property
+    def runs(self) -> RunStore:
+        from shared.storage.invoices import RunStore
+        return RunStore(self.storage)
+
+    @cached_property
+    def archive(self) -> InvoiceArchive:
+        from shared.storage.archive import InvoiceArchive
+        return InvoiceArchive(self.storage, self.settings.require("INVOICE_CONTAINER"))
+
+    @cached_property
+    def queues(self) -> StorageQueues:
+        from shared.storage.queues import StorageQueues
+        return StorageQueues(self.storage)
+
+    def numbering(self) -> InvoiceNumbering:
+        """The invoice counter (built when a close first numbers: a bad number format fails then)."""
+        from shared.storage.numbering import InvoiceNumbering
+        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.get("INVOICE_NUMBER_FORMAT"),
+                                prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
+
+    def enqueue(self, queue: str, message: JsonObject) -> None:
+        self.queues.send(queue, message)
+
+    # --- adapters: Graph -----------------------------------------------------------------------
     @property
-    def graph(self):
+    def graph(self) -> GraphGateway:
         """The Graph gateway of the running event loop. msgraph-sdk's clients stay on the loop they
         first ran on, and each function invocation runs its own loop (so that blocking storage
         calls never hold up other invocations): one gateway per loop, credentials shared."""
@@ -73,42 +133,84 @@ class Prorata:
                 gateway = self._gateways[loop] = GraphGateway(self.settings, self._credential)
             return gateway
 
-    def _credential(self, tenant_id: str) -> Any:
+    def _graph(self) -> GraphPort:
+        return self.graph
+
+    def _credential(self, tenant_id: str) -> TokenCredential:
         """One credential per client tenant for the process: it caches its tokens."""
         with self._graph_lock:
             if tenant_id not in self._credentials:
-                if self._credential_factory is not None:
-                    self._credentials[tenant_id] = self._credential_factory(tenant_id)
-                else:
-                    from shared.graph.credentials import credential_for
-                    self._credentials[tenant_id] = credential_for(self.settings, tenant_id)
+                from shared.graph.credentials import credential_for
+                self._credentials[tenant_id] = credential_for(self.settings, tenant_id)
             return self._credentials[tenant_id]
 
+    # --- services ------------------------------------------------------------------------------
     @property
-    def subscription_manager(self):
+    def subscription_manager(self) -> SubscriptionManager:
         from shared.services.subscriptions import SubscriptionManager
         return SubscriptionManager(self.settings, self.subscriptions, self.tenants, self.graph, self.now)
 
-    def now(self) -> datetime:
-        """The current time from this app's clock (services hold this method, not the clock)."""
-        return self.clock()
+    @cached_property
+    def syncing(self) -> TenantSync:
+        """Deltas under the sync gate, and the tenant-sync queue's messages."""
+        from shared.services.tenant_sync import TenantSync
+        return TenantSync(tenants=self.tenants, subscriptions=self.subscriptions, ledger=self.ledger,
+                          gate=self.sync_gate, graph=self._graph, manager=lambda: self.subscription_manager,
+                          clock=self.now, pool=lambda: self.sync_pool)
 
-    def enqueue(self, queue: str, message: dict[str, Any]) -> None:
-        self.storage.queue(queue).send_message(json.dumps(message))
+    @cached_property
+    def sync_pool(self) -> ThreadPoolExecutor:
+        """Threads kept for the process, so their event loops (and Graph clients) are reused."""
+        return ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="sync")
+
+    @cached_property
+    def onboarding(self) -> Onboarding:
+        from shared.services.onboarding import Onboarding
+        return Onboarding(tenants=self.tenants, subscriptions=self.subscriptions, ledger=self.ledger,
+                          syncing=self.syncing, manager=lambda: self.subscription_manager, clock=self.now)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        from shared.services.reconcile import Reconciler
+        return Reconciler(tenants=self.tenants, ledger=self.ledger, graph=self._graph, archive=lambda: self.archive,
+                          clock=self.now)
+
+    def close_service(self, *, graph: GraphPort | None = None, after_step: Callable[[str], None] | None = None,
+                      lease_ttl: timedelta | None = None, busy_wait: float | None = None) -> CloseService:
+        """The month-end close, its mail through `graph` (default: the running loop's gateway)."""
+        from shared.services.close import CloseService
+        from shared.services.close.runner import BUSY_WAIT_SECONDS, LEASE_TTL
+
+        def mailer() -> Mailer:
+            from shared.services.mailing import InvoiceMailer, MailSettings
+            return InvoiceMailer(graph if graph is not None else self.graph, MailSettings.from_settings(self.settings))
+
+        def brand() -> Brand:
+            from shared.invoicing import Brand
+            return Brand.from_settings(self.settings)
+
+        return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
+                            runs=self.runs, archive=self.archive, queues=self.queues, counter=self.numbering,
+                            mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
+                            after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
+                            busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait)
+
+    # --- the webhook's collaborators (kept for the process) ------------------------------------
+    @cached_property
+    def subscription_cache(self) -> SubscriptionCache:
+        """Subscriptions by id for the webhook, kept a short while (a burst costs one read each)."""
+        from shared.services.notifications import SubscriptionCache
+        return SubscriptionCache(self.subscriptions.get)
+
+    @cached_property
+    def notification_writer(self) -> GroupCommit:
+        """Stores the webhook's sync requests on the tenant-sync queue by group commit."""
+        from shared.services.notifications import GroupCommit
+        return GroupCommit(self.queues.sender(SYNC_QUEUE))
 
 
 _lock = threading.Lock()
 _default: Prorata | None = None
-_thread = threading.local()
-
-
-def run_async(coroutine: Any) -> Any:
-    """Runs a coroutine to its end on this thread's own event loop, kept for the thread's next
-    invocations (so the Graph clients made on it are reused, not rebuilt every time)."""
-    loop = getattr(_thread, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(coroutine)
 
 
 def get_app() -> Prorata:

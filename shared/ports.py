@@ -9,19 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from shared.billing import Observation, Period
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.graph.gateway import Attachment, DeltaResult, SkuInfo
     from shared.messages import JsonObject
-    from shared.storage.records import InvoiceRecord, RunMember, RunProgress, StoredBlob, TableValue
+    from shared.storage.records import InvoiceRecord, Record, RunMember, RunProgress, StoredBlob, TableValue
     from shared.subscriptions import Subscription
     from shared.tenants import Tenant
 
 Clock = Callable[[], datetime]
 """The current time (tz-aware). Services hold one; the core never reads a clock."""
+
+RunSummary = dict[str, Any]
+"""A run's summary as stored and printed (JSON: counts, totals, invoices, failures)."""
 
 
 @dataclass(frozen=True)
@@ -93,20 +96,20 @@ class RunRepository(Protocol):
     """The close's runs: a header per run and a member per tenant, each finished once."""
 
     def create(self, run_id: str, period: Period | str, trigger: str, started: datetime,
-               members: Iterable[RunMember]) -> InvoiceRecord: ...
+               members: Iterable[RunMember]) -> Record: ...
 
-    def header(self, run_id: str) -> InvoiceRecord | None: ...
+    def header(self, run_id: str) -> Record | None: ...
 
-    def members(self, run_id: str) -> list[InvoiceRecord]: ...
+    def members(self, run_id: str) -> list[Record]: ...
 
-    def runs_of_period(self, period: Period | str) -> list[InvoiceRecord]: ...
+    def runs_of_period(self, period: Period | str) -> list[Record]: ...
 
     def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
                       failed: bool) -> RunProgress | None: ...
 
-    def summary(self, header: InvoiceRecord) -> JsonObject | None: ...
+    def summary(self, header: Record) -> RunSummary | None: ...
 
-    def record_summary(self, header: InvoiceRecord, summary: JsonObject, finished_at: datetime) -> bool: ...
+    def record_summary(self, header: Record, summary: RunSummary, finished_at: datetime) -> bool: ...
 
 
 class InvoiceCounter(Protocol):

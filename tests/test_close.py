@@ -21,7 +21,8 @@ from pypdf import PdfReader
 from shared.app import Prorata, get_app
 from shared.billing import Observation, Period, parse_plan
 from shared.storage.invoices import unpack_invoice
-from shared.services.close import CloseService, month_to_date
+from shared.billing.month_to_date import month_to_date
+from shared.services.close import CloseService
 from shared.settings import Settings
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
 from tests.stack import call, running_stack
@@ -85,7 +86,7 @@ class Env:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(120)
 
     def service(self, **options) -> CloseService:
-        return CloseService(self.app, **options)
+        return self.app.close_service(**options)
 
     def close(self, tenant_id, period=OCTOBER, **options):
         return self.run(self.service(**options).close_tenant(tenant_id, period))
@@ -117,7 +118,7 @@ class Env:
         return [m for m in self.sim.outbox if address in m.to]
 
     def row(self, tenant_id, period=OCTOBER):
-        return CloseService(self.app).invoices.get(tenant_id, period)
+        return self.app.invoices.get(tenant_id, period)
 
 
 @contextmanager
@@ -286,7 +287,7 @@ def in_threads(env, tenant_ids, period=OCTOBER):
     def runner(tenant_id):
         app = Prorata(Settings(env.app.settings.values), clock=env.clock)
         try:
-            outcomes.append(asyncio.run(CloseService(app).close_tenant(tenant_id, period)))
+            outcomes.append(asyncio.run(app.close_service().close_tenant(tenant_id, period)))
         except Exception as error:  # noqa: BLE001
             errors.append(error)
 
@@ -525,21 +526,21 @@ def test_dev_close_closes_by_hand_once_and_dev_invoice_previews_and_shows_it(env
 # --------------------------------------------------------------------------- pieces without Azure
 
 def test_an_invoice_frozen_in_its_row_reads_back_equal_to_the_computed_one():
-    from shared.storage.invoices import Row, pack_invoice
+    from shared.storage.invoices import InvoiceRecord, pack_invoice
 
     plan = parse_plan({"tenant_id": "t-1", "name": "Kuwait Co", "currency": "KWD", "timezone": "Asia/Kuwait",
                        "per_user_price": "12.125", "tax_rate": "0.05"})
     from shared.billing import compute_invoice
     invoice = compute_invoice(plan, [Observation(datetime(2026, 10, 9, tzinfo=UTC), f"u{n}", f"u{n}@k.example",
                                                  f"Ünïcode {n}") for n in range(300)], OCTOBER)
-    row = Row({"PartitionKey": "t-1", "RowKey": "2026-10", **pack_invoice(invoice)}, "etag")
+    row = InvoiceRecord({"PartitionKey": "t-1", "RowKey": "2026-10", **pack_invoice(invoice)}, "etag")
     assert unpack_invoice(row) == invoice and unpack_invoice(row).to_json() == invoice.to_json()
 
 
 def test_the_number_format_takes_prefix_year_month_and_seq_and_must_contain_seq():
     from datetime import date
 
-    from shared.storage.numbering import NumberFormatError, check_format, format_number
+    from shared.invoicing.numbers import NumberFormatError, check_format, format_number
 
     assert format_number("{prefix}{year}-{seq:05d}", "INV-", date(2027, 1, 1), 42) == "INV-2027-00042"
     assert format_number("{prefix}{year}{month}/{seq}", "NW", date(2026, 11, 1), 7) == "NW202611/7"

@@ -14,9 +14,11 @@ import pytest
 
 from shared.billing import Observation, parse_plan
 from shared.graph.gateway import GraphError, SkuInfo
-from shared.services.reconcile import (DRIFT, EXCLUDED_HOLDING_LICENSES, IDLE_UNITS, UNPRICED_IN_USE, Reconciliation,
-                                       TenantNotOnboarded, findings_blob_name, findings_csv, reconcile, reconcile_all,
-                                       reconcile_tenant)
+from shared.billing.reconciliation import (DRIFT, EXCLUDED_HOLDING_LICENSES, IDLE_UNITS, UNPRICED_IN_USE, Reconciliation,
+                                           findings_csv, reconcile)
+from shared.errors import TenantNotOnboarded
+from shared.services.reconcile import Reconciler
+from shared.storage.archive import findings_path as findings_blob_name
 from shared.tenants import Tenant
 
 AT = datetime(2026, 11, 3, 9, 30, tzinfo=timezone.utc)
@@ -280,12 +282,10 @@ class FakeTenants:
         return [t for t in self.tenants.values() if t.status == "active" or not active_only]
 
 
-class FakeApp:
+class FakeApp(Reconciler):
     def __init__(self, graph, ledger, tenants):
-        self.graph, self.ledger, self.tenants = graph, ledger, tenants
-
-    def now(self):
-        return AT
+        super().__init__(tenants=tenants, ledger=ledger, graph=lambda: graph, archive=lambda: None, clock=lambda: AT)
+        self.graph = graph
 
 
 FABRIKAM = "3a9d1b44-7c2e-4f1d-b6a8-5e0c9f2d7b31"
@@ -303,7 +303,7 @@ def fake_app(failing=()):
 
 def test_reconcile_tenant_logs_a_warning_naming_the_tenant_and_the_drifting_sku(caplog):
     caplog.set_level(logging.INFO, logger="prorata.reconcile")
-    result = asyncio.run(reconcile_tenant(fake_app(), TENANT))
+    result = asyncio.run(fake_app().reconcile_tenant(TENANT))
     assert result.has_drift and result.at == AT
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and TENANT in warnings[0] and "Contoso Dental" in warnings[0] and "SKU SPB" in warnings[0]
@@ -312,12 +312,12 @@ def test_reconcile_tenant_logs_a_warning_naming_the_tenant_and_the_drifting_sku(
 
 def test_reconcile_tenant_refuses_a_tenant_that_is_not_onboarded():
     with pytest.raises(TenantNotOnboarded, match="is not onboarded"):
-        asyncio.run(reconcile_tenant(fake_app(), "00000000-0000-0000-0000-000000000000"))
+        asyncio.run(fake_app().reconcile_tenant("00000000-0000-0000-0000-000000000000"))
 
 
 def test_reconcile_all_covers_active_tenants_by_name_and_one_failure_does_not_stop_the_others(caplog):
     app = fake_app(failing={TENANT})
-    results = asyncio.run(reconcile_all(app))
+    results = asyncio.run(app.reconcile_all())
     assert [(r.tenant_name, r.error is None) for r in results] == [("Contoso Dental", False), ("Fabrikam", True)]
     assert "consent withdrawn" in results[0].summary_line()
     assert LITWARE not in app.graph.calls

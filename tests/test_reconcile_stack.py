@@ -12,9 +12,8 @@ import logging
 import pytest
 
 from devtools import cmd_reconcile
-from shared.app import SYNC_QUEUE
-from shared.services.reconcile import (DRIFT, EXCLUDED_HOLDING_LICENSES, IDLE_UNITS, UNPRICED_IN_USE, reconcile_all,
-                                       reconcile_tenant, store_findings_csv)
+from shared.billing.reconciliation import DRIFT, EXCLUDED_HOLDING_LICENSES, IDLE_UNITS, UNPRICED_IN_USE
+from shared.messages import SYNC_QUEUE
 from tests.stack import call, running_stack, wait_for
 
 DENTAL = "6d1f4b2a-8c3e-4a5f-9b7d-1e2c3a4b5c6d"
@@ -105,11 +104,11 @@ def test_dev_reconcile_prints_the_findings_in_plain_words_and_writes_the_csv(sta
 
 def test_a_close_run_stores_the_findings_csv_beside_the_invoices(stack):
     sim, host, app, users = stack
-    results = run(reconcile_all(app))   # other test modules' tenants share this Azurite: unknown to this simulator
+    results = run(app.reconciler.reconcile_all())   # other test modules' tenants share this Azurite: unknown to this simulator
     dental = next(r for r in results if r.tenant_id == DENTAL)
     assert dental.error is None and len(dental.findings) == 4
     assert all(r.error for r in results if r.tenant_id != DENTAL)
-    name = store_findings_csv(app, "2026-10", "run-42", results)
+    name = app.reconciler.store_findings_csv("2026-10", "run-42", results)
     assert name == "2026-10/reconciliation-run-42.csv"
     blob = app.storage.container(app.settings.get("INVOICE_CONTAINER")).download_blob(name).readall()
     rows = list(csv.DictReader(io.StringIO(blob.decode("utf-8-sig"))))
@@ -125,7 +124,7 @@ def test_a_dropped_notification_shows_as_drift_with_a_warning_until_the_daily_de
     sim.assign_license(DENTAL, users["nell"], "SPB")   # the ledger never hears of it
     settle(sim, host)
     caplog.set_level(logging.WARNING, logger="prorata.reconcile")
-    drifted = run(reconcile_tenant(app, DENTAL))
+    drifted = run(app.reconciler.reconcile_tenant(DENTAL))
     [drift] = drifted.of_kind(DRIFT)
     assert (drift.sku, drift.units, drift.monthly_amount is not None) == ("SPB", 1, True)
     assert drifted.summary_line().endswith("drift on SPB (Graph 5, ledger 4).")
@@ -135,6 +134,6 @@ def test_a_dropped_notification_shows_as_drift_with_a_warning_until_the_daily_de
     # What the daily timer queues for each active tenant (only this one: other modules' tenants share Azurite).
     app.enqueue(SYNC_QUEUE, {"tenant_id": DENTAL, "reason": "daily"})
     wait_for(lambda: "SPB" in app.ledger.current_states(DENTAL)[users["nell"]].skus, what="Nell's license in the ledger")
-    repaired = run(reconcile_tenant(app, DENTAL))
+    repaired = run(app.reconciler.reconcile_tenant(DENTAL))
     assert not repaired.has_drift and repaired.summary_line().endswith("no drift.")
     assert [f.units for f in repaired.of_kind(IDLE_UNITS)] == [1]

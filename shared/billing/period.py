@@ -29,6 +29,12 @@ class Period:
     def containing(cls, day: date) -> "Period":
         return cls(day.year, day.month)
 
+    @classmethod
+    def current(cls, zone: str, now: datetime) -> "Period":
+        """The month under way in the zone at `now` (a client's "this month" is in its own zone)."""
+        local = now.astimezone(ZoneInfo(zone))
+        return cls(local.year, local.month)
+
     def __str__(self) -> str:
         return f"{self.year:04d}-{self.month:02d}"
 

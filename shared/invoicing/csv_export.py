@@ -34,21 +34,17 @@ Columns (one header set for both):
 """
 from __future__ import annotations
 
-import csv
-import io
 from typing import Iterable
 
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.render import item_label
+from shared.spreadsheet import csv_bytes, text
 
 CSV_COLUMNS: tuple[str, ...] = (
     "*ContactName", "EmailAddress", "*InvoiceNumber", "Reference", "*InvoiceDate", "*DueDate",
     "*Description", "*Quantity", "*UnitAmount", "LineAmount", "*AccountCode", "*TaxType", "Currency",
 )
-
-_FORMULA_STARTS = frozenset("=+-@\t\r")
-
 
 def _percent(rate) -> str:
     """0.0825 -> "8.25%" (exact, no float)."""
@@ -58,18 +54,10 @@ def _percent(rate) -> str:
     return f"{text}%"
 
 
-def _text(value: str) -> str:
-    """A text cell that a spreadsheet will not run as a formula: user names come from client
-    tenants, and "=HYPERLINK(...)" is a valid display name."""
-    return "'" + value if value[:1] in _FORMULA_STARTS else value
-
-
 def invoice_lines_csv(documents: Iterable[InvoiceDocument]) -> bytes:
     """The CSV (UTF-8 bytes) of the invoices: a row per invoice line, and a tax row per taxed
     invoice, so that the LineAmounts of an invoice sum exactly to its total."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[str]] = []
     for document in documents:
         invoice = document.invoice
         currency = invoice.currency
@@ -82,14 +70,14 @@ def invoice_lines_csv(documents: Iterable[InvoiceDocument]) -> bytes:
 
         def row(description: str, amount) -> list[str]:
             money = format_money(amount, currency)
-            return [_text(common["contact"]), _text(common["email"]), _text(common["number"]),
-                    common["reference"], common["issued"], common["due"], _text(description), "1",
+            return [text(common["contact"]), text(common["email"]), text(common["number"]),
+                    common["reference"], common["issued"], common["due"], text(description), "1",
                     money, money, "", "", currency]
 
         for line in invoice.lines:
             description = (f"{line.display_name} ({line.user_principal_name}) — "
                            f"{item_label(line.item)}, {line.days}/{days_in_period} days")
-            writer.writerow(row(description, line.amount))
+            rows.append(row(description, line.amount))
         if invoice.plan.tax_rate and invoice.lines:
-            writer.writerow(row(f"Tax ({_percent(invoice.plan.tax_rate)})", invoice.tax))
-    return out.getvalue().encode("utf-8")
+            rows.append(row(f"Tax ({_percent(invoice.plan.tax_rate)})", invoice.tax))
+    return csv_bytes(CSV_COLUMNS, rows, byte_order_mark=False)

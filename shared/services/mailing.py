@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.graph.gateway import Attachment, GraphError
+from shared.ports import GraphPort
 from shared.settings import Settings
 
 log = logging.getLogger("prorata.close")
@@ -38,8 +39,12 @@ class MailSettings:
 
 
 class InvoiceMailer:
-    def __init__(self, graph: Any, mail: MailSettings):
+    def __init__(self, graph: GraphPort, mail: MailSettings):
         self._graph, self.mail = graph, mail
+
+    @property
+    def mailbox(self) -> str:
+        return self.mail.mailbox
 
     async def create_draft(self, *, subject: str, html: str, to: list[str], pdf_name: str, pdf: bytes) -> str:
         return await self._graph.create_draft(

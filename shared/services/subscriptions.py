@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, Callable
+from datetime import timedelta
 
 from shared.graph.gateway import GraphError
+from shared.ports import Clock, GraphPort, SubscriptionRepository, TenantRepository
 from shared.settings import Settings
 from shared.subscriptions import Subscription
 
@@ -23,10 +23,10 @@ MAX_LIFETIME = timedelta(minutes=41_760)
 @dataclass
 class SubscriptionManager:
     settings: Settings
-    subscriptions: Any  # SubscriptionStore
-    tenants: Any        # TenantStore
-    graph: Any          # GraphGateway
-    clock: Callable[[], datetime]
+    subscriptions: SubscriptionRepository
+    tenants: TenantRepository
+    graph: GraphPort
+    clock: Clock
 
     def _lifetime(self) -> timedelta:
         return min(timedelta(minutes=self.settings.integer("SUBSCRIPTION_LIFETIME_MINUTES")),

@@ -119,26 +119,3 @@ def _create_if_missing(create: Any) -> None:
         create()
     except ResourceExistsError:
         pass
-
-
-def get_or_none(table: Any, partition_key: str, row_key: str) -> Any:
-    """The entity, or None where there is none."""
-    from azure.core.exceptions import ResourceNotFoundError
-
-    try:
-        return table.get_entity(partition_key, row_key)
-    except ResourceNotFoundError:
-        return None
-
-
-class TableStore:
-    """A store kept in one table (`TABLE`), reached through Storage on first use."""
-
-    TABLE = ""
-
-    def __init__(self, storage: Storage):
-        self._storage = storage
-
-    @property
-    def _table(self) -> "TableClient":
-        return self._storage.table(self.TABLE)

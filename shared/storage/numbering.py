@@ -25,7 +25,13 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.billing.observations import format_instant
-from shared.storage.invoices import COMPUTED, NUMBERED, Conflict, InvoiceStore, Row
+from shared.errors import Busy, CloseError
+from shared.invoicing.numbers import check_format, format_number
+from shared.invoicing.steps import Step
+from shared.ports import InvoiceRepository
+from shared.storage.invoices import Conflict, InvoiceRecord
+from shared.storage.records import Record
+from shared.storage.tables import create_or_get, merge_if_unchanged
 
 log = logging.getLogger("prorata.close")
 
@@ -33,75 +39,40 @@ TABLE = "counters"
 PARTITION, ROW = "invoice-number", "msp"
 
 
-class NumberFormatError(ValueError):
-    pass
-
-
-def format_number(template: str, prefix: str, issued_on: date, seq: int) -> str:
-    """The invoice number from INVOICE_NUMBER_FORMAT: {prefix}, {year}, {month}, {seq}."""
-    try:
-        return template.format(prefix=prefix, year=issued_on.year, month=f"{issued_on.month:02d}", seq=seq)
-    except (KeyError, IndexError, ValueError) as error:
-        raise NumberFormatError(f"setting INVOICE_NUMBER_FORMAT {template!r} cannot be used ({error!r}); "
-                                "it may use {prefix}, {year}, {month} and {seq}, e.g. {prefix}{year}-{seq:05d}") from None
-
-
-def check_format(template: str, prefix: str) -> None:
-    """Fails early on a format that cannot number invoices or would repeat numbers."""
-    first, second = (format_number(template, prefix, date(2026, 1, 1), n) for n in (1, 2))
-    if first == second:
-        raise NumberFormatError(f"setting INVOICE_NUMBER_FORMAT {template!r} must contain {{seq}}")
-
-
 def holder(tenant_id: str, period: str) -> str:
     return f"{tenant_id}|{period}"
 
 
 class InvoiceNumbering:
-    def __init__(self, storage: Any, invoices: InvoiceStore, *, template: str, prefix: str):
+    def __init__(self, storage: Any, invoices: InvoiceRepository, *, template: str, prefix: str):
         check_format(template, prefix)
         self._storage, self._invoices = storage, invoices
         self.template, self.prefix = template, prefix
 
     @property
-    def _table(self):
+    def _table(self) -> Any:
         return self._storage.table(TABLE)
 
     def last_number(self) -> int:
         row = self._counter()
         return int(row.get("last_number", 0))
 
-    def _counter(self) -> Row:
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    def _counter(self) -> Record:
+        return create_or_get(self._table, {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": 0,
+                                           "last_assigned_to": ""})
 
-        while True:
-            try:
-                entity = self._table.get_entity(PARTITION, ROW)
-                return Row(dict(entity), entity.metadata["etag"])
-            except ResourceNotFoundError:
-                try:
-                    fresh = {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": 0, "last_assigned_to": ""}
-                    result = self._table.create_entity(fresh)
-                    return Row(fresh, result["etag"])
-                except ResourceExistsError:
-                    continue
-
-    def assign(self, tenant_id: str, period: str, now: datetime) -> Row:
+    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
         """Gives the computed invoice of (tenant, period) its number, or finds the one it has.
         Returns the invoice row as it now is."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
-
         me = holder(tenant_id, period)
         for attempt in range(200):
             row = self._invoices.get(tenant_id, period)
             if row is None:
-                raise RuntimeError(f"invoice {tenant_id}/{period} vanished before it was numbered")
+                raise CloseError(f"invoice {tenant_id}/{period} vanished before it was numbered")
             if row.get("number"):
                 return row
-            if row.get("step") != COMPUTED:
-                raise RuntimeError(f"invoice {tenant_id}/{period} is at step {row.get('step')!r}, not computed: "
+            if row.get("step") != Step.COMPUTED:
+                raise CloseError(f"invoice {tenant_id}/{period} is at step {row.get('step')!r}, not computed: "
                                    "only a computed invoice takes a number")
             counter = self._counter()
             reserved_for = counter.get("last_assigned_to", "")
@@ -110,37 +81,34 @@ class InvoiceNumbering:
                 return self._record(tenant_id, period, last, now)
             if reserved_for:
                 self._settle(reserved_for, last, now)  # the previous reservation is on its invoice
-            try:
-                self._table.update_entity(
-                    {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
-                    mode=UpdateMode.REPLACE, etag=counter.etag, match_condition=MatchConditions.IfNotModified)
-            except HttpResponseError as error:
-                if error.status_code != 412:
-                    raise
+            reserved = merge_if_unchanged(
+                self._table, {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
+                counter.etag, replace=True)
+            if reserved is None:
                 time.sleep(random.uniform(0, 0.02 * min(attempt + 1, 10)))  # another invoice took it: again
                 continue
             return self._record(tenant_id, period, last + 1, now)
-        raise RuntimeError("the invoice number counter kept changing; giving up for now (the close is retried)")
+        raise Busy("the invoice number counter kept changing; giving up for now (the close is retried)")
 
-    def _record(self, tenant_id: str, period: str, seq: int, now: datetime) -> Row:
+    def _record(self, tenant_id: str, period: str, seq: int, now: datetime) -> InvoiceRecord:
         """Writes reserved number `seq` on the invoice (idempotent)."""
         for _ in range(50):
             row = self._invoices.get(tenant_id, period)
             if row is None:
-                raise RuntimeError(f"invoice {tenant_id}/{period} vanished while it was being numbered")
+                raise CloseError(f"invoice {tenant_id}/{period} vanished while it was being numbered")
             if row.get("number_seq") is not None and row.get("number"):
                 if int(row["number_seq"]) != seq:
-                    raise RuntimeError(f"invoice {tenant_id}/{period} already has number {row['number']}, "
+                    raise CloseError(f"invoice {tenant_id}/{period} already has number {row['number']}, "
                                        f"yet the counter reserved {seq} for it")
                 return row
             issued_on = date.fromisoformat(row["issued_on"])
             number = format_number(self.template, self.prefix, issued_on, seq)
             try:
-                return self._invoices.update(row, {"number": number, "number_seq": seq, "step": NUMBERED,
+                return self._invoices.update(row, {"number": number, "number_seq": seq, "step": Step.NUMBERED,
                                                    "numbered_at": format_instant(now)})
             except Conflict:
                 continue  # its runner touched it (lease, status): read again
-        raise RuntimeError(f"invoice {tenant_id}/{period}: could not record number {seq}")
+        raise Busy(f"invoice {tenant_id}/{period}: could not record number {seq}")
 
     def _settle(self, reserved_for: str, seq: int, now: datetime) -> None:
         tenant_id, _, period = reserved_for.partition("|")

@@ -19,12 +19,25 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shared.billing.observations import format_instant, parse_instant
+from shared.errors import Busy
+from shared.storage.records import Record, TableValue
+from shared.storage.tables import create_or_get, merge_if_unchanged
 
 PARTITION = "sync-lock"
-RUN, COVERED, QUEUED = "run", "covered", "queued"
+
+
+class Decision(StrEnum):
+    """What a trigger does at the gate."""
+    RUN = "run"          # this trigger's runner runs the delta now
+    COVERED = "covered"  # a delta that began after the trigger covers it: nothing to do
+    QUEUED = "queued"    # a delta is running; it goes once more for this trigger
+
+
+RUN, COVERED, QUEUED = Decision.RUN, Decision.COVERED, Decision.QUEUED
 
 
 class SyncGate:
@@ -37,39 +50,19 @@ class SyncGate:
         self._pending: set[str] = set()          # tenants triggered while this process syncs them
 
     @property
-    def _table(self):
+    def _table(self) -> Any:
         return self._storage.table(self._table_name)
 
-    def _row(self, tenant_id: str) -> Any:
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-
-        try:
-            return self._table.get_entity(PARTITION, tenant_id)
-        except ResourceNotFoundError:
-            try:
-                self._table.create_entity({"PartitionKey": PARTITION, "RowKey": tenant_id, "owner": "",
+    def _row(self, tenant_id: str) -> Record:
+        return create_or_get(self._table, {"PartitionKey": PARTITION, "RowKey": tenant_id, "owner": "",
                                            "until": "", "pending": False, "started": ""})
-            except ResourceExistsError:
-                pass
-            return self._table.get_entity(PARTITION, tenant_id)
 
-    def _change(self, row: Any, **fields: Any) -> bool:
+    def _change(self, row: Record, **fields: TableValue) -> bool:
         """Merges fields into the row if nobody changed it since it was read."""
-        from azure.core import MatchConditions
-        from azure.core.exceptions import HttpResponseError
-        from azure.data.tables import UpdateMode
+        return merge_if_unchanged(self._table, {"PartitionKey": PARTITION, "RowKey": row.row_key, **fields},
+                                  row.etag) is not None
 
-        try:
-            self._table.update_entity({"PartitionKey": PARTITION, "RowKey": row["RowKey"], **fields},
-                                      mode=UpdateMode.MERGE, etag=row.metadata["etag"],
-                                      match_condition=MatchConditions.IfNotModified)
-            return True
-        except HttpResponseError as error:
-            if error.status_code != 412:
-                raise
-            return False
-
-    def acquire(self, tenant_id: str, owner: str, now: datetime, requested_at: datetime | None = None) -> str:
+    def acquire(self, tenant_id: str, owner: str, now: datetime, requested_at: datetime | None = None) -> Decision:
         """RUN if `owner` must run the delta now, COVERED or QUEUED if nothing more is needed."""
         with self._lock:
             started = self._started.get(tenant_id)
@@ -94,7 +87,7 @@ class SyncGate:
                     return RUN
             elif row.get("pending") or self._change(row, pending=True):
                 return QUEUED
-        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
+        raise Busy(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
 
     def release(self, tenant_id: str, owner: str, now: datetime) -> bool:
         """Frees the row, or keeps it and returns True when a trigger arrived meanwhile (the
@@ -125,7 +118,7 @@ class SyncGate:
                     return True
             elif self._change(row, owner="", until=""):
                 return False
-        raise RuntimeError(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
+        raise Busy(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
 
     def abandon(self, tenant_id: str, owner: str) -> None:
         """Frees the row after a failure. The failed delta covers nothing: its start is forgotten,

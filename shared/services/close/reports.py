@@ -1,0 +1,230 @@
+"""What a close tells people: each client's outcome in one sentence, and each run's report.
+
+Every timer run and every `./dev close` is a run (shared/storage/invoices.py, table `runs`).
+Each tenant logs one plain sentence when it finishes; the tenant that finishes a run last writes
+the run's CSV (every line of the invoices the run emailed, `{period}/invoice-lines-{run_id}.csv`)
+and logs and stores the run's summary.
+"""
+from __future__ import annotations
+
+import calendar
+import logging
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from shared.billing import Period
+from shared.billing.money import format_money
+from shared.billing.observations import format_instant
+from shared.errors import ProrataError
+from shared.invoicing.steps import Step
+from shared.ports import Archive, Clock, InvoiceRepository, RunRepository
+from shared.storage.archive import csv_path
+from shared.storage.invoices import invoice_document
+from shared.storage.records import Record, TableValue
+
+log = logging.getLogger("prorata.close")
+
+
+class Outcome(StrEnum):
+    """How one client's close ended, as counted on its run."""
+    EMAILED = "emailed"
+    NOTHING_TO_BILL = "nothing to bill"
+    ALREADY_CLOSED = "already closed"
+    FAILED = "failed"
+
+
+EMAILED_OUTCOME, NOTHING_OUTCOME, ALREADY_OUTCOME, FAILED_OUTCOME = (
+    Outcome.EMAILED, Outcome.NOTHING_TO_BILL, Outcome.ALREADY_CLOSED, Outcome.FAILED)
+
+
+def month_label(period: Period) -> str:
+    return f"{calendar.month_name[period.month]} {period.year}"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def money(amount: Decimal | str, currency: str) -> str:
+    return f"{currency} {Decimal(amount):,}"
+
+
+def describe(error: BaseException) -> str:
+    """An error as a short reason for a person."""
+    from shared.graph.gateway import GraphError
+
+    if isinstance(error, (ProrataError, GraphError)):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    text = " ".join(text.split()).rstrip(".")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class TenantOutcome:
+    tenant_id: str
+    name: str
+    period: Period
+    kind: Outcome
+    sentence: str
+    users: int = 0
+    lines: int = 0
+    currency: str = ""
+    total: str = ""
+    number: str = ""
+    emailed_to: str = ""
+    reason: str = ""
+
+    def member_fields(self, now: datetime) -> dict[str, TableValue]:
+        return {"outcome": str(self.kind), "sentence": self.sentence, "users": self.users, "lines": self.lines,
+                "currency": self.currency, "total": self.total, "number": self.number,
+                "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now)}
+
+
+def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
+    """The outcome of a finished invoice record: emailed, nothing to bill, or closed before."""
+    name = row.get("client_name") or row["PartitionKey"]
+    label = month_label(period)
+    users, lines = int(row.get("users", 0)), int(row.get("lines", 0))
+    currency, total = row.get("currency", ""), row.get("total", "")
+    common: dict[str, Any] = dict(tenant_id=row["PartitionKey"], name=name, period=period, users=users, lines=lines,
+                                  currency=currency, total=total)
+    if row.get("step") == Step.NOTHING_TO_BILL:
+        sentence = (f"{label} for {name} was closed before: nothing to bill." if already else
+                    f"Closed {label} for {name}: nothing to bill (no user held a billed item on any day), "
+                    "so no invoice was issued or emailed.")
+        return TenantOutcome(**common, kind=ALREADY_OUTCOME if already else NOTHING_OUTCOME, sentence=sentence)
+    number, to = row.get("number", ""), row.get("emailed_to", "")
+    if already:
+        sentence = (f"{label} for {name} was closed before: invoice {number} "
+                    f"({money(total, currency)}) emailed at {row.get('emailed_at')}.")
+        return TenantOutcome(**common, kind=ALREADY_OUTCOME, sentence=sentence, number=number, emailed_to=to)
+    taxed = " incl. tax" if Decimal(row.get("tax_rate", "0") or "0") else ""
+    sentence = (f"Closed {label} for {name}: {plural(users, 'user')}, {plural(lines, 'line')}, "
+                f"{money(total, currency)}{taxed}, invoice {number} emailed to {to}")
+    return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to)
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """A run's summary in one paragraph of plain words."""
+    period = Period.parse(summary["period"])
+    parts = [f"Run {summary['run_id']} (month-end close of {month_label(period)}, {summary.get('trigger')}): "
+             f"{plural(summary['tenants'], 'client')}; {plural(summary['emailed'], 'invoice')} emailed"]
+    if summary.get("nothing_to_bill"):
+        parts.append(f", {summary['nothing_to_bill']} with nothing to bill")
+    if summary.get("already_closed"):
+        parts.append(f", {summary['already_closed']} closed before")
+    parts.append(f", {summary['failed']} failed; {plural(summary['seats'], 'seat')} billed")
+    totals = summary.get("totals") or {}
+    parts.append("; totals " + ", ".join(money(t, c) for c, t in totals.items()) if totals else "; nothing invoiced")
+    if summary.get("csv"):
+        parts.append(f"; invoice lines in {summary['csv']}")
+    parts.append(".")
+    failures = summary.get("failures", [])
+    for failure in failures[:20]:
+        parts.append(f" Failed: {failure.get('name') or failure['tenant_id']}: {failure.get('reason')}.")
+    if len(failures) > 20:
+        parts.append(f" And {len(failures) - 20} more failures: ./dev close --report {summary['run_id']} lists them.")
+    return "".join(parts)
+
+
+class RunReports:
+    """Counting outcomes on their runs, and each run's summary and CSV once it has finished."""
+
+    def __init__(self, *, runs: RunRepository, invoices: InvoiceRepository, archive: Archive, clock: Clock):
+        self.runs, self.invoices, self.archive, self.now = runs, invoices, archive, clock
+
+    def finish(self, run_id: str, outcome: TenantOutcome) -> dict[str, Any] | None:
+        """Counts the outcome on its run; returns the run's summary if this finished the run."""
+        try:
+            progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()),
+                                               failed=outcome.kind == FAILED_OUTCOME)
+            if progress is None:
+                log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
+                            run_id, outcome.name)
+                return None
+            if progress.complete and not progress.header.get("finished_at"):
+                return self.finish_run(run_id)
+        except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
+            log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
+                      run_id, outcome.name, describe(error), run_id)
+        return None
+
+    def finish_run(self, run_id: str) -> dict[str, Any] | None:
+        """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
+        finished (again if a finisher died in between). Returns the summary, or None while the
+        run is still going."""
+        header = self.runs.header(run_id)
+        if header is None:
+            return None
+        done = self.runs.summary(header)
+        if done is not None:
+            return dict(done)
+        if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
+            return None
+        members = self.runs.members(run_id)
+        period = Period.parse(header["period"])
+        documents, invoices = [], []
+        for member in members:
+            if member.get("outcome") != EMAILED_OUTCOME:
+                continue
+            row = self.invoices.get(member["tenant_id"], member.get("period") or period)
+            if row is None or not row.get("number"):
+                continue
+            documents.append(invoice_document(row))
+            invoices.append({"tenant_id": member["tenant_id"], "name": member.get("name"), "number": row["number"],
+                             "currency": row.get("currency"), "total": row.get("total"), "users": int(row.get("users", 0)),
+                             "lines": int(row.get("lines", 0))})
+        csv_name = None
+        if documents:
+            from shared.invoicing import invoice_lines_csv
+
+            csv_name = csv_path(str(period), run_id)
+            self.archive.put(csv_name, invoice_lines_csv(documents), "text/csv; charset=utf-8")
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for invoice in invoices:
+            totals[invoice["currency"]] += Decimal(invoice["total"])
+        count: dict[str, int] = defaultdict(int)
+        for member in members:
+            count[member.get("outcome") or "pending"] += 1
+        now = self.now()
+        summary = {
+            "run_id": run_id, "period": str(period), "trigger": header.get("trigger"), "started": header.get("started"),
+            "finished_at": format_instant(now), "tenants": len(members), "emailed": count[EMAILED_OUTCOME],
+            "nothing_to_bill": count[NOTHING_OUTCOME], "already_closed": count[ALREADY_OUTCOME],
+            "failed": count[FAILED_OUTCOME], "seats": sum(i["users"] for i in invoices),
+            "totals": {c: format_money(t, c) for c, t in sorted(totals.items())},
+            "invoices": sorted(invoices, key=lambda i: i["number"]),
+            "failures": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "reason": m.get("reason")}
+                         for m in members if m.get("outcome") == FAILED_OUTCOME],
+            "csv": f"{self.archive.container_name}/{csv_name}" if csv_name else None,
+        }
+        if self.runs.record_summary(header, summary, now):
+            log.info(summary_text(summary))
+            return summary
+        stored = self.runs.header(run_id)
+        return (self.runs.summary(stored) if stored else None) or summary
+
+    def run_report(self, run_id: str) -> dict[str, Any] | None:
+        """The run's summary if it has finished, else its progress so far."""
+        header = self.runs.header(run_id)
+        if header is None:
+            return None
+        done = self.runs.summary(header)
+        if done is not None:
+            return dict(done)
+        members = self.runs.members(run_id)
+        return {"run_id": run_id, "period": header.get("period"), "trigger": header.get("trigger"),
+                "started": header.get("started"), "tenants": int(header.get("tenants_queued", 0)),
+                "finished": int(header.get("finished", 0)),
+                "pending": [m.get("name") or m["tenant_id"] for m in members if not m.get("outcome")]}

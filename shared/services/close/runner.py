@@ -1,0 +1,150 @@
+"""The close's step machine: a table of steps run one after the other on a client's invoice
+record, under a lease, each recorded before the next begins.
+
+The record's `step` is the last step done (shared/invoicing/steps.py); `NEXT` says which action
+follows it. A runner holds a lease on the record (`lease_owner`, `lease_until`), renewed at every
+step and released at the end, so two runners never work on one invoice at once and a dead
+runner's lease expires. A failure is recorded on the record ("failed: <reason>", the step it
+failed at) and raised, so that the queue retries it; the retry resumes after the last step done.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Awaitable, Callable, Mapping
+
+from shared.billing import Period
+from shared.billing.observations import format_instant
+from shared.errors import CloseError
+from shared.invoicing.steps import FINISHED_STEPS, Step
+from shared.ports import Clock, InvoiceRepository
+from shared.services.close.reports import describe, month_label
+from shared.storage.records import Conflict, InvoiceRecord, TableValue
+
+log = logging.getLogger("prorata.close")
+
+LEASE_TTL = timedelta(minutes=5)   # a runner renews it at every step; a dead runner's lease expires
+BUSY_WAIT_SECONDS = 90.0           # how long a runner waits for another runner of the same invoice
+
+
+class Action(StrEnum):
+    """The close's actions, as named in failures and reports."""
+    COMPUTE = "compute"
+    NUMBER = "number"
+    RENDER = "render"
+    STORE = "store"
+    DRAFT = "draft"
+    SEND = "send"
+
+
+# The action each recorded step leads to.
+NEXT: dict[str, Action] = {Step.QUEUED: Action.COMPUTE, Step.COMPUTED: Action.NUMBER, Step.NUMBERED: Action.RENDER,
+                           Step.RENDERED: Action.STORE, Step.STORED: Action.DRAFT, Step.DRAFTED: Action.SEND}
+
+
+class CloseBusy(CloseError):
+    """Another runner is closing the same client and month right now."""
+
+
+class LeaseLost(CloseError):
+    """This runner's lease expired and another runner took the invoice over."""
+
+
+@dataclass
+class Attempt:
+    """What one runner knows while it works on one invoice."""
+    owner: str
+    row: InvoiceRecord
+    pdf: bytes | None = None
+    doing: Action = Action.COMPUTE
+
+
+StepFunction = Callable[[Attempt], Awaitable[None]]
+
+
+class StepRunner:
+    """Runs a table of steps on invoice records under a lease. `after_step(action)` is called
+    after each step is recorded (a seam for observing or interrupting the steps)."""
+
+    def __init__(self, invoices: InvoiceRepository, clock: Clock, *, lease_ttl: timedelta = LEASE_TTL,
+                 busy_wait: float = BUSY_WAIT_SECONDS, after_step: Callable[[str], None] | None = None):
+        self.invoices, self.now = invoices, clock
+        self.lease_ttl, self.busy_wait, self._after_step = lease_ttl, busy_wait, after_step
+
+    async def run(self, work: Attempt, steps: Mapping[Action, StepFunction]) -> None:
+        """Runs the steps from the record's last step done to a finished one."""
+        try:
+            while work.row.get("step") not in FINISHED_STEPS:
+                work.doing = NEXT[work.row.get("step")]
+                await steps[work.doing](work)
+                if self._after_step is not None:
+                    self._after_step(work.doing)
+        except Exception as error:
+            error._close_step = work.doing  # type: ignore[attr-defined]
+            self.record_failure(work, error)
+            raise
+
+    async def acquire(self, tenant_id: str, period: Period, owner: str, run_id: str | None) -> InvoiceRecord:
+        """The invoice record with this runner's lease on it (created if there is none), or the
+        finished record. Waits while another runner's lease is live."""
+        deadline = time.monotonic() + self.busy_wait
+        while True:
+            now = self.now()
+            lease: dict[str, TableValue] = {"lease_owner": owner, "lease_until": format_instant(now + self.lease_ttl)}
+            row = self.invoices.get(tenant_id, period)
+            if row is None:
+                try:
+                    return self.invoices.create(tenant_id, period, {
+                        "step": Step.QUEUED, "status": "in progress", "run_id": run_id or "",
+                        "queued_at": format_instant(now), "attempts": 1, **lease})
+                except Conflict:
+                    continue
+            if row.get("step") in FINISHED_STEPS:
+                return row
+            if self.leased(row, now) and row.get("lease_owner") != owner:
+                if time.monotonic() >= deadline:
+                    raise CloseBusy(f"another close of this client's {month_label(period)} is running "
+                                    f"(lease until {row.get('lease_until')})")
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                return self.invoices.update(row, {**lease, "status": "in progress",
+                                                  "run_id": run_id or row.get("run_id", ""),
+                                                  "attempts": int(row.get("attempts", 0)) + 1})
+            except Conflict:
+                continue
+
+    @staticmethod
+    def leased(row: InvoiceRecord, now: datetime) -> bool:
+        until = row.time("lease_until")
+        return bool(row.get("lease_owner")) and until is not None and until > now
+
+    def save(self, work: Attempt, changes: Mapping[str, TableValue], *, release: bool = False) -> InvoiceRecord:
+        """Records a step on the record under this runner's lease (renewed, or released at the end)."""
+        now = self.now()
+        lease: dict[str, TableValue] = {"lease_owner": "", "lease_until": ""} if release else \
+            {"lease_owner": work.owner, "lease_until": format_instant(now + self.lease_ttl)}
+        for _ in range(10):
+            try:
+                work.row = self.invoices.update(work.row, {**changes, **lease})
+                return work.row
+            except Conflict:
+                current = self.invoices.get(work.row["PartitionKey"], work.row["RowKey"])
+                if current is None or current.get("lease_owner") != work.owner:
+                    raise LeaseLost("this runner's lease expired and another runner took the invoice over") from None
+                work.row = current  # something else changed on the row (not the lease): write again
+        raise CloseError("the invoice row kept changing under this runner")
+
+    def record_failure(self, work: Attempt, error: BaseException) -> None:
+        if isinstance(error, LeaseLost):
+            return  # the row is the other runner's now
+        try:
+            self.save(work, {"status": f"failed: {describe(error)}", "last_error": describe(error),
+                             "failed_at": format_instant(self.now()), "failed_step": str(work.doing)}, release=True)
+        except Exception as inner:  # noqa: BLE001 - the original error is the one to raise
+            log.warning("Could not record the failure on invoice row %s/%s: %s", work.row["PartitionKey"],
+                        work.row["RowKey"], describe(inner))

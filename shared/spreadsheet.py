@@ -1,0 +1,28 @@
+"""CSV files that spreadsheets open safely: RFC 4180 quoting, CRLF line ends, and no cell that a
+spreadsheet would run as a formula.
+
+Rule: a text cell starting with = + - @ (or a tab or CR) gets a leading apostrophe. Names and
+SKUs come from client tenants, and "=HYPERLINK(...)" is a valid display name.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Iterable, Sequence
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+
+
+def text(value: str) -> str:
+    """A text cell that a spreadsheet will not run as a formula."""
+    return "'" + value if value[:1] in _FORMULA_STARTS else value
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str | int]], *, byte_order_mark: bool) -> bytes:
+    """UTF-8 CSV (with a byte-order mark if asked: spreadsheets then read accents right; Xero
+    would take one for part of its first column's name)."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return (b"\xef\xbb\xbf" if byte_order_mark else b"") + out.getvalue().encode("utf-8")
