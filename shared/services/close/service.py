@@ -323,11 +323,11 @@ class CloseService:
         work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now())
 
     async def _render_pdf(self, work: Attempt) -> tuple[bytes, float]:
-        from shared.invoicing import render_pdf
+        from shared.invoicing.pdf_pool import render_pdf_in_pool
 
         document, brand = invoice_document(work.row), self.brand
         began = time.perf_counter()
-        pdf = await asyncio.to_thread(render_pdf, document, brand)
+        pdf = await render_pdf_in_pool(document, brand)  # a worker process per core (pdf_pool.py)
         return pdf, time.perf_counter() - began
 
     async def _render(self, work: Attempt) -> None:
