@@ -320,7 +320,7 @@ class CloseService:
             self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.COMPUTED, "status": "in progress"})
 
     async def _number(self, work: Attempt) -> None:
-        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now())
+        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now(), work.row)
 
     async def _render_pdf(self, work: Attempt) -> tuple[bytes, float]:
         from shared.invoicing.pdf_pool import render_pdf_in_pool
@@ -333,7 +333,8 @@ class CloseService:
     async def _render(self, work: Attempt) -> None:
         pdf, seconds = await self._render_pdf(work)
         work.pdf = pdf
-        self.runner.save(work, {"step": Step.RENDERED, "rendered_at": format_instant(self.now()), "pdf_bytes": len(pdf),
+        # Written with the store step's record: a crash before it loses the PDF bytes anyway.
+        self.runner.keep(work, {"step": Step.RENDERED, "rendered_at": format_instant(self.now()), "pdf_bytes": len(pdf),
                                 "render_seconds": round(seconds, 3)})
 
     async def _store(self, work: Attempt) -> None:
@@ -344,6 +345,8 @@ class CloseService:
         stored = await asyncio.to_thread(self.archive.put_once, name, work.pdf)
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row.number)
+        else:
+            work.archived_pdf = work.pdf
         self.runner.save(work, {"step": Step.STORED, "stored_at": format_instant(self.now()), "blob": name,
                                 "pdf_bytes": stored.size, "pdf_sha256": stored.sha256})
 
@@ -354,7 +357,9 @@ class CloseService:
         contacts = row.contacts
         if not contacts:
             raise CloseError("the client has no billing contact to email the invoice to")
-        pdf = await asyncio.to_thread(self.archive.get, row["blob"])  # exactly what is archived
+        pdf = work.archived_pdf  # exactly what is archived: what this runner stored, else read back
+        if pdf is None:
+            pdf = await asyncio.to_thread(self.archive.get, row["blob"])
         subject, html = render_email(invoice_document(row), self.brand)
         draft_id = await self.mailer.create_draft(subject=subject, html=html, to=contacts,
                                                   pdf_name=f"{row.number}.pdf", pdf=pdf)
