@@ -11,6 +11,7 @@ import hmac
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -72,20 +73,46 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
 
 class SubscriptionCache:
     """Subscription rows by id, kept for a short while so that a burst of notifications costs one
-    table read per subscription, not one per item."""
+    table read per subscription, not one per item. A known subscription older than the TTL is
+    still answered from the cache while one background read refreshes it (at most twice the TTL
+    old), so no acknowledgement waits for that read; an unknown one is read at once."""
 
     def __init__(self, load: Callable[[str], Subscription | None], ttl_seconds: float = 30.0):
         self._load, self._ttl = load, ttl_seconds
         self._cache: dict[str, tuple[float, Subscription | None]] = {}
+        self._refreshing: set[str] = set()
+        self._lock = threading.Lock()
 
     def __call__(self, subscription_id: str) -> Subscription | None:
         now = time.monotonic()
         hit = self._cache.get(subscription_id)
-        if hit and now - hit[0] < self._ttl and hit[1] is not None:
-            return hit[1]
+        if hit and hit[1] is not None:
+            age = now - hit[0]
+            if age < self._ttl:
+                return hit[1]
+            if age < 2 * self._ttl:
+                self._refresh_later(subscription_id)
+                return hit[1]
         value = self._load(subscription_id)
         self._cache[subscription_id] = (now, value)
         return value
+
+    def _refresh_later(self, subscription_id: str) -> None:
+        with self._lock:
+            if subscription_id in self._refreshing:
+                return
+            self._refreshing.add(subscription_id)
+
+        def refresh() -> None:
+            try:
+                self._cache[subscription_id] = (time.monotonic(), self._load(subscription_id))
+            except Exception:  # noqa: BLE001 - the next call past twice the TTL reads it in line
+                pass
+            finally:
+                with self._lock:
+                    self._refreshing.discard(subscription_id)
+
+        threading.Thread(target=refresh, name="subscription-refresh", daemon=True).start()
 
 
 def merge_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,12 +140,15 @@ class GroupCommit:
     this turns hundreds of queue writes a second into tens."""
 
     MAX_PER_MESSAGE = 50  # a queue message holds at most 64 KB
+    IN_FLIGHT = 3  # messages being sent at once: calls arriving during a slow send need not wait for it
 
     def __init__(self, send: Callable[[str], None], window_seconds: float = 0.004):
         self._send, self._window = send, window_seconds
         self._lock = threading.Condition()
         self._pending: list[tuple[list[dict[str, Any]], "_Ticket"]] = []
         self._writer: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
+        self._senders = ThreadPoolExecutor(self.IN_FLIGHT, thread_name_prefix="notification-send")
 
     def submit(self, requests: list[dict[str, Any]], timeout: float = 20.0) -> None:
         """Returns once the requests are stored; raises if they could not be."""
@@ -142,8 +172,13 @@ class GroupCommit:
                 while not self._pending:
                     self._lock.wait()
             time.sleep(self._window)  # let the calls arriving together join this message
+            self._slots.acquire()  # at most IN_FLIGHT sends at once; the batch grows meanwhile
             with self._lock:
                 batch, self._pending = self._pending, []
+            self._senders.submit(self._write, batch)
+
+    def _write(self, batch: list[tuple[list[dict[str, Any]], "_Ticket"]]) -> None:
+        try:
             requests = merge_requests([r for items, _ in batch for r in items])
             error: BaseException | None = None
             try:
@@ -154,6 +189,8 @@ class GroupCommit:
             for _, ticket in batch:
                 ticket.error = error
                 ticket.done.set()
+        finally:
+            self._slots.release()
 
 
 class _Ticket:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime
 from typing import Any, Iterable
@@ -36,6 +37,9 @@ class TableLedger:
         self._storage = storage
         self._table_name = table_name
         self._known_snapshots: set[tuple[str, str]] = set()
+        # tenant -> (when, user ids asked, their state rows) of the latest states_of: a sync reads
+        # the states, then appends, so the append can start from them (their ETags guard it)
+        self._recent_rows: dict[str, tuple[float, frozenset[str], dict[str, dict[str, Any]]]] = {}
 
     @property
     def _table(self):
@@ -55,7 +59,17 @@ class TableLedger:
         return {row["user_id"]: E.from_entity(row) for row in self._query(tenant_id, E.USER, "user}")}
 
     def states_of(self, tenant_id: str, user_ids: set[str]) -> dict[str, Observation]:
-        return {uid: E.from_entity(row) for uid, row in self._user_rows(tenant_id, user_ids).items()}
+        rows = self._user_rows(tenant_id, user_ids)
+        self._recent_rows[tenant_id] = (time.monotonic(), frozenset(user_ids), rows)
+        return {uid: E.from_entity(row) for uid, row in rows.items()}
+
+    def _rows_for_append(self, tenant_id: str, user_ids: set[str], first_try: bool) -> dict[str, dict[str, Any]]:
+        """The users' state rows: those states_of just read when they cover these users (a row
+        changed since fails the append's ETag check, and the retry reads them again)."""
+        recent = self._recent_rows.pop(tenant_id, None)
+        if first_try and recent is not None and time.monotonic() - recent[0] < 10 and user_ids <= recent[1]:
+            return {uid: row for uid, row in recent[2].items() if uid in user_ids}
+        return self._user_rows(tenant_id, user_ids)
 
     def _user_rows(self, tenant_id: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
         """The state rows of these users: one query either way (the whole partition's state rows
@@ -179,17 +193,17 @@ class TableLedger:
         """Appends every observation that really changes its user. Returns the records written."""
         pending = sorted(observations, key=lambda o: o.at)  # stable: ties keep input order
         tally = _Tally()
-        for _ in range(20):
+        for attempt in range(20):
             try:
-                self._append_once(tenant_id, pending, observed_at, source, tally)
+                self._append_once(tenant_id, pending, observed_at, source, tally, first_try=attempt == 0)
                 return tally.written
             except _Retry:
                 log.info("ledger: tenant %s: another writer changed the same users; reading again", tenant_id)
         raise LedgerConflict(f"tenant {tenant_id}: gave up after 20 concurrent-write retries")
 
     def _append_once(self, tenant_id: str, pending: list[Observation], observed_at: datetime,
-                     source: str, tally: "_Tally") -> None:
-        rows = self._user_rows(tenant_id, {o.user_id for o in pending})
+                     source: str, tally: "_Tally", first_try: bool = False) -> None:
+        rows = self._rows_for_append(tenant_id, {o.user_id for o in pending}, first_try)
         current = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
         seqs = {uid: int(row.get("seq", 0)) for uid, row in rows.items()}
         live: dict[str, list[tuple[Observation, int]]] = defaultdict(list)  # month -> changes
