@@ -4,7 +4,7 @@
 its own process group and waits until blob, queue and table answer; `.stop()` ends the group.
 `ensure_azurite(setting)` starts one on the default ports only when the app's storage setting
 points at development storage and nothing is listening there yet. Standard library only, so
-that importing this module (for example from tests/conftest.py) costs nothing.
+that importing this module (for example from tests/integration/conftest.py) costs nothing.
 """
 from __future__ import annotations
 

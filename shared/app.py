@@ -109,7 +109,7 @@ class Prorata:
     def numbering(self) -> InvoiceNumbering:
         """The invoice counter (built when a close first numbers: a bad number format fails then)."""
         from shared.storage.numbering import InvoiceNumbering
-        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.get("INVOICE_NUMBER_FORMAT"),
+        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.require("INVOICE_NUMBER_FORMAT"),
                                 prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
 
     def enqueue(self, queue: str, message: JsonObject) -> None:
@@ -192,7 +192,7 @@ class Prorata:
         return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
                             runs=self.runs, archive=self.archive, queues=self.queues, counter=self.numbering,
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
-                            after_step=after_step, lease_ttl=lease_ttl or LEASE_TTL,
+                            after_step=after_step, lease_ttl=LEASE_TTL if lease_ttl is None else lease_ttl,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait)
 
     # --- the webhook's collaborators (kept for the process) ------------------------------------

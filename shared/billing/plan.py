@@ -71,7 +71,7 @@ def parse_plan(data: object, source: str | None = None) -> Plan:
     try:
         return _parse_plan(data)
     except InputError as error:
-        raise error.located(source) if source else error
+        raise (error.located(source) if source else error) from None
 
 
 def _parse_plan(data: object) -> Plan:

@@ -174,7 +174,8 @@ class Reconciliation:
         if not priced:
             money = NO_PRICE
         else:
-            money = f"{self.currency} {format_money(sum(f.monthly_amount for f in priced), self.currency)}/month"
+            at_stake = sum((f.monthly_amount for f in priced if f.monthly_amount is not None), Decimal(0))
+            money = f"{self.currency} {format_money(at_stake, self.currency)}/month"
             if unpriced:
                 money += f", {unpriced} of them with {NO_PRICE}"
         return f"{total} idle {_plural(total, 'unit')} ({money})"
@@ -262,13 +263,13 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
 
     counts: list[SkuCount] = []
     for sku in sorted(order, key=str.lower):
-        info = graph.get(sku.lower())
+        listed = graph.get(sku.lower())
         counts.append(SkuCount(
-            sku=sku, sku_id=str(info.sku_id) if info is not None else None,
-            enabled_units=int(info.enabled_units) if info is not None else 0,
-            consumed_units=int(info.consumed_units) if info is not None else 0,
+            sku=sku, sku_id=str(listed.sku_id) if listed is not None else None,
+            enabled_units=int(listed.enabled_units) if listed is not None else 0,
+            consumed_units=int(listed.consumed_units) if listed is not None else 0,
             ledger_units=len(holders.get(sku, ())),
-            price=_plan_price(plan, sku, str(info.sku_id) if info is not None else None)))
+            price=_plan_price(plan, sku, str(listed.sku_id) if listed is not None else None)))
 
     findings: list[Finding] = []
 
@@ -301,7 +302,7 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                     f"bought are not assigned to anyone ({money}).")
 
     if plan.per_user_price is not None:
-        fee = _at_stake(plan.per_user_price, 1, currency)
+        fee = round_half_up(Fraction(plan.per_user_price), currency)
         for user in users:
             if not user.skus:
                 continue

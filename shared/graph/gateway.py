@@ -110,7 +110,7 @@ class GraphGateway:
             auth = AzureIdentityAuthenticationProvider(self._credential_factory(tenant_id),
                                                        scopes=["https://graph.microsoft.com/.default"])
             client = GraphServiceClient(request_adapter=GraphRequestAdapter(auth, client=http))
-            client.request_adapter.base_url = self._settings.get("GRAPH_BASE_URL").rstrip("/")
+            client.request_adapter.base_url = self._settings.require("GRAPH_BASE_URL").rstrip("/")
             self._clients[tenant_id] = client
         return self._clients[tenant_id]
 

@@ -122,7 +122,7 @@ class InvoiceDocument:
                              f"{self.template_version!r} (known: {', '.join(TEMPLATE_VERSIONS)})")
         object.__setattr__(self, "client_address",
                            tuple(line.strip() for line in self.client_address if line and line.strip()))
-        self.babel_locale  # fails early on an unknown locale
+        _ = self.babel_locale  # fails early on an unknown locale
 
     @property
     def babel_locale(self) -> "Locale":

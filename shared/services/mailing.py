@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from shared.graph.gateway import Attachment, GraphError
 from shared.ports import GraphPort

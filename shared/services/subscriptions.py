@@ -1,6 +1,6 @@
 """Keeping one Graph subscription on /users alive per active client tenant.
 
-Rule (graph-facts): users subscriptions live at most 41,760 minutes; renew with PATCH before
+Rule (docs/graph-facts.md): users subscriptions live at most 41,760 minutes; renew with PATCH before
 they expire; an expired one is gone and must be created again, after which a delta catches up
 what was missed. A timer runs `renew_all`.
 """

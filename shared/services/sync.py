@@ -11,10 +11,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Awaitable, Callable
 
 from shared.billing import Observation
 from shared.graph.gateway import DeltaExpired, DirectoryUser
+from shared.ports import Clock, GraphPort, LedgerPort, SyncGatePort, TenantRepository
 
 log = logging.getLogger("prorata.sync")
 
@@ -58,8 +59,8 @@ def observe(user: DirectoryUser, previous: Observation | None, now: datetime,
                        skus=skus, deleted=False)
 
 
-async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
-                      clock: Callable[[], datetime]) -> SyncReport:
+async def sync_tenant(tenant_id: str, *, tenants: TenantRepository, ledger: LedgerPort, graph: GraphPort,
+                      clock: Clock) -> SyncReport:
     """Runs one delta (or full) sync of a tenant into the ledger, then stores the new link."""
     tenant = tenants.get(tenant_id)
     if tenant is None:
@@ -95,8 +96,9 @@ async def sync_tenant(tenant_id: str, *, tenants: Any, ledger: Any, graph: Any,
     return SyncReport(tenant_id, tenant.name, len(result.users), records, full)
 
 
-async def run_sync_request(tenant_id: str, *, gate: Any, clock: Callable[[], datetime],
-                           run: Callable[[], Any], requested_at: datetime | None = None) -> list[SyncReport]:
+async def run_sync_request(tenant_id: str, *, gate: SyncGatePort, clock: Clock,
+                           run: Callable[[], Awaitable[SyncReport]],
+                           requested_at: datetime | None = None) -> list[SyncReport]:
     """Runs `run` (one sync) under the tenant's gate, again while triggers keep arriving."""
     from shared.storage.sync_gate import RUN
 

@@ -68,6 +68,7 @@ class Storage:
             if kind in self._services:
                 return self._services[kind]
         connection = self._connection_string()
+        Client: Any  # imported only for the kind asked for (each SDK costs import time)
         if kind == "table":
             from azure.data.tables import TableServiceClient as Client
         elif kind == "queue":

@@ -66,9 +66,3 @@ class InvoiceArchive:
 
     def get(self, name: str) -> bytes:
         return self._container.download_blob(name).readall()
-
-    def exists(self, name: str) -> bool:
-        return self._container.get_blob_client(name).exists()
-
-    def url(self, name: str) -> str:
-        return self._container.get_blob_client(name).url

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Iterable
 
 from shared.billing import Observation, Period
+from shared.errors import Busy
 from shared.storage import ledger_entities as E
 from shared.ports import MonthSlice
 
@@ -28,7 +29,7 @@ _SNAPSHOT_CHUNK = 30_000  # characters per snapshot entity (a string property ho
 _GUARD = "meta|snapshots"
 
 
-class LedgerConflict(RuntimeError):
+class LedgerConflict(Busy):
     """Other writers kept changing the same users; the caller may retry later."""
 
 
@@ -42,7 +43,7 @@ class TableLedger:
         self._recent_rows: dict[str, tuple[float, frozenset[str], dict[str, dict[str, Any]]]] = {}
 
     @property
-    def _table(self):
+    def _table(self) -> Any:
         return self._storage.table(self._table_name)
 
     # --- reading -----------------------------------------------------------------------------
@@ -204,7 +205,7 @@ class TableLedger:
     def _append_once(self, tenant_id: str, pending: list[Observation], observed_at: datetime,
                      source: str, tally: "_Tally", first_try: bool = False) -> None:
         rows = self._rows_for_append(tenant_id, {o.user_id for o in pending}, first_try)
-        current = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
+        current: dict[str, tuple[Observation, Any]] = {uid: (E.from_entity(row), row) for uid, row in rows.items()}
         seqs = {uid: int(row.get("seq", 0)) for uid, row in rows.items()}
         live: dict[str, list[tuple[Observation, int]]] = defaultdict(list)  # month -> changes
         late: list[Observation] = []

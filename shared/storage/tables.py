@@ -34,7 +34,7 @@ def create(table: "TableClient", entity: Mapping[str, TableValue]) -> Record:
     try:
         result = table.create_entity(dict(entity))
     except ResourceExistsError:
-        raise Conflict(f"row {entity['PartitionKey']}/{entity['RowKey']} exists") from None
+        raise Conflict(f"row {entity['PartitionKey']!s}/{entity['RowKey']!s} exists") from None
     return Record(dict(entity), result["etag"])
 
 

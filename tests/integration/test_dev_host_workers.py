@@ -16,7 +16,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 from devtools.azurite import free_ports, port_answers
 
 ROOT = Path(__file__).resolve().parents[2]
-APP_ROOT = ROOT / "tests" / "fixtures" / "workers_app"
+APP_ROOT = Path(__file__).resolve().parent / "fixtures" / "workers_app"
 
 
 def run_host(tmp_path, connection_string: str, *extra: str):

@@ -22,7 +22,7 @@ from shared.billing.money import format_money
 from shared.billing.observations import format_instant
 from shared.errors import ProrataError
 from shared.invoicing.steps import Step
-from shared.ports import Archive, Clock, InvoiceRepository, RunRepository
+from shared.ports import Archive, Clock, InvoiceRepository, RunRepository, RunSummary
 from shared.storage.archive import csv_path
 from shared.storage.invoices import invoice_document
 from shared.storage.records import Record, TableValue
@@ -115,7 +115,7 @@ def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
     return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to)
 
 
-def summary_text(summary: dict[str, Any]) -> str:
+def summary_text(summary: RunSummary) -> str:
     """A run's summary in one paragraph of plain words."""
     period = Period.parse(summary["period"])
     parts = [f"Run {summary['run_id']} (month-end close of {month_label(period)}, {summary.get('trigger')}): "
@@ -144,7 +144,7 @@ class RunReports:
     def __init__(self, *, runs: RunRepository, invoices: InvoiceRepository, archive: Archive, clock: Clock):
         self.runs, self.invoices, self.archive, self.now = runs, invoices, archive, clock
 
-    def finish(self, run_id: str, outcome: TenantOutcome) -> dict[str, Any] | None:
+    def finish(self, run_id: str, outcome: TenantOutcome) -> RunSummary | None:
         """Counts the outcome on its run; returns the run's summary if this finished the run."""
         try:
             progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()),
@@ -160,7 +160,7 @@ class RunReports:
                       run_id, outcome.name, describe(error), run_id)
         return None
 
-    def finish_run(self, run_id: str) -> dict[str, Any] | None:
+    def finish_run(self, run_id: str) -> RunSummary | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
         finished (again if a finisher died in between). Returns the summary, or None while the
         run is still going."""
@@ -215,7 +215,7 @@ class RunReports:
         stored = self.runs.header(run_id)
         return (self.runs.summary(stored) if stored else None) or summary
 
-    def run_report(self, run_id: str) -> dict[str, Any] | None:
+    def run_report(self, run_id: str) -> RunSummary | None:
         """The run's summary if it has finished, else its progress so far."""
         header = self.runs.header(run_id)
         if header is None:

@@ -52,7 +52,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period, compute_invoice
@@ -61,9 +61,9 @@ from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
 from shared.errors import CloseError, TenantNotOnboarded
 from shared.invoicing.steps import FINISHED_STEPS, Step
-from shared.messages import CLOSE_QUEUE, CloseRequest
+from shared.messages import CLOSE_QUEUE, CloseRequest, JsonObject
 from shared.ports import (
-    Archive, Clock, InvoiceCounter, InvoiceRepository, LedgerPort, Mailer, MessageQueue, RunRepository,
+    Archive, Clock, InvoiceCounter, InvoiceRepository, LedgerPort, Mailer, MessageQueue, RunRepository, RunSummary,
     TenantRepository,
 )
 from shared.services.close.reports import (
@@ -150,7 +150,7 @@ class CloseService:
             observations = month_to_date(observations, cut)
         return compute_invoice(tenant.plan, observations, period), to_date
 
-    def preview(self, tenant_id: str, period: Period) -> dict[str, Any]:
+    def preview(self, tenant_id: str, period: Period) -> JsonObject:
         """The invoice JSON of a month that has started (month to date for the current one),
         with `as_of`, `month_to_date` and the close's state of that month (`close`, or None).
         Raises TenantNotOnboarded, or CloseError for a month that has not started."""
@@ -253,7 +253,7 @@ class CloseService:
             await self._reconcile_run(self.reports.finish(run_id, outcome))
         return outcome
 
-    async def _reconcile_run(self, summary: dict[str, Any] | None) -> None:
+    async def _reconcile_run(self, summary: RunSummary | None) -> None:
         """When a run has just finished: the license reconciliation of every active client, one
         line each in the log, and the findings CSV beside the run's PDFs (the MSP's own report)."""
         if summary is None:
@@ -376,10 +376,10 @@ class CloseService:
                                 "emailed_to": ", ".join(row.contacts)}, release=True)
 
     # -- runs ----------------------------------------------------------------------------------
-    def finish_run(self, run_id: str) -> dict[str, Any] | None:
+    def finish_run(self, run_id: str) -> RunSummary | None:
         return self.reports.finish_run(run_id)
 
-    def run_report(self, run_id: str) -> dict[str, Any] | None:
+    def run_report(self, run_id: str) -> RunSummary | None:
         return self.reports.run_report(run_id)
 
     # -- by hand (./dev close) -----------------------------------------------------------------

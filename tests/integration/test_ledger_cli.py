@@ -9,9 +9,9 @@ import uuid
 from pathlib import Path
 
 from shared.billing import Period, compute_invoice, parse_observations_jsonl, parse_plan
-from tests.test_ledger import history
+from tests.integration.test_ledger import history
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLAN = {"tenant_id": "t", "name": "Contoso Ltd", "currency": "EUR", "timezone": "Europe/Berlin",
         "per_user_price": "12.50", "sku_prices": {"SPB": "20.60", "E3": "33.00"}, "tax_rate": "0.19"}
 

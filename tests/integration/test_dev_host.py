@@ -1,4 +1,4 @@
-"""The development host serves tests/fixtures/devhost_app as the Functions host would: HTTP
+"""The development host serves tests/integration/fixtures/devhost_app as the Functions host would: HTTP
 routes, keys, timers and queue triggers against the session's real Azurite."""
 from __future__ import annotations
 

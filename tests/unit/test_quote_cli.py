@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLAN = {"tenant_id": "t-9", "name": "Fabrikam", "currency": "EUR", "timezone": "Europe/Berlin",
         "per_user_price": "12.50", "sku_prices": {"SPB": "20.60"}, "tax_rate": "0.19"}
 LINE = {"at": "2026-10-14T15:03:00Z", "user_id": "u-1", "user_principal_name": "ann@fabrikam.de",

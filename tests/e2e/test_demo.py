@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pypdf import PdfReader
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(tmp_path):

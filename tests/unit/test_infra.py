@@ -21,7 +21,7 @@ import tree_sitter_bicep
 
 from shared.settings import SETTINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 BICEP = INFRA / "bicep"
 MAIN = BICEP / "main.bicep"

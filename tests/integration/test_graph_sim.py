@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from devtools.graph_sim import GraphSimulator
-from tests.graph_sim_helpers import WebhookReceiver, graph_client
+from tests.integration.graph_sim_helpers import WebhookReceiver, graph_client
 
 UTC = timezone.utc
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 _LOOP = asyncio.new_event_loop()  # one loop for the module: SDK clients keep their httpx pool on it

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.app import get_app
-from tests.stack import call, running_stack, wait_for
+from tests.integration.stack import call, running_stack, wait_for
 
 CONTOSO = "8f2c6a1e-4b7d-4c1a-9e55-2d0f3b7a9c10"
 FABRIKAM = "3a9d1b44-7c2e-4f1d-b6a8-5e0c9f2d7b31"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from shared.settings import SETTINGS
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_readme_opens_with_the_two_commands():

@@ -150,7 +150,7 @@ def test_every_line_is_in_some_table_when_the_lines_are_split_into_tables():
     html = render_html(make_document(users), BRAND)
     assert html.count('<table class="lines">') >= 360 // ROWS_PER_TABLE
     assert html.count("<thead>") == html.count('<table class="lines">') + 1  # + the item summary
-    for name, upn, _ in users:
+    for name, _upn, _ in users:
         assert name in html
 
 
