@@ -105,13 +105,13 @@ def _read_fields(data: Mapping[str, Any], sku_sets: dict[tuple, tuple[str, ...]]
                 raise InputError("must be a list of SKU names or ids", field="skus")
             canonical = sku_sets.setdefault(key, tuple(sorted(set(skus))))
         skus = canonical
-    upn, name, user_type = get("user_principal_name"), get("display_name"), get("user_type")
+    upn, display, user_type = get("user_principal_name"), get("display_name"), get("user_type")
     enabled, deleted = get("account_enabled"), get("deleted")
-    if not (type(upn) is str and type(name) is str and type(user_type) is str and type(enabled) is bool
+    if not (type(upn) is str and type(display) is str and type(user_type) is str and type(enabled) is bool
             and type(deleted) is bool):  # some left out, null or of the wrong type: check each
-        upn, name, user_type = (_optional(data, field, str) for field in OBSERVATION_FIELDS[2:5])
+        upn, display, user_type = (_optional(data, field, str) for field in OBSERVATION_FIELDS[2:5])
         enabled, deleted = _optional(data, "account_enabled", bool), _optional(data, "deleted", bool)
-    return (user_id, upn, name, user_type, enabled, skus, deleted)
+    return (user_id, upn, display, user_type, enabled, skus, deleted)
 
 
 _new = object.__new__
@@ -165,7 +165,7 @@ def parse_observation(data: object, previous: Observation | None = None) -> Obse
 
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
-_scan = _DECODER.scan_once  # the C scanner of one decoder, reused for every line
+_scan = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner of one decoder, reused for every line
 
 
 def _decode(line: str) -> Any:

@@ -40,7 +40,7 @@ class TableLedger:
         self._known_snapshots: set[tuple[str, str]] = set()
         # tenant -> (when, user ids asked, their state rows) of the latest states_of: a sync reads
         # the states, then appends, so the append can start from them (their ETags guard it)
-        self._recent_rows: dict[str, tuple[float, frozenset[str], dict[str, dict[str, Any]]]] = {}
+        self._recent_rows: dict[str, tuple[float, frozenset[str], dict[str, Any]]] = {}
 
     @property
     def _table(self) -> Any:
@@ -64,7 +64,7 @@ class TableLedger:
         self._recent_rows[tenant_id] = (time.monotonic(), frozenset(user_ids), rows)
         return {uid: E.from_entity(row) for uid, row in rows.items()}
 
-    def _rows_for_append(self, tenant_id: str, user_ids: set[str], first_try: bool) -> dict[str, dict[str, Any]]:
+    def _rows_for_append(self, tenant_id: str, user_ids: set[str], first_try: bool) -> dict[str, Any]:
         """The users' state rows: those states_of just read when they cover these users (a row
         changed since fails the append's ETag check, and the retry reads them again)."""
         recent = self._recent_rows.pop(tenant_id, None)
@@ -72,7 +72,7 @@ class TableLedger:
             return {uid: row for uid, row in recent[2].items() if uid in user_ids}
         return self._user_rows(tenant_id, user_ids)
 
-    def _user_rows(self, tenant_id: str, user_ids: set[str]) -> dict[str, dict[str, Any]]:
+    def _user_rows(self, tenant_id: str, user_ids: set[str]) -> dict[str, Any]:
         """The state rows of these users: one query either way (the whole partition's state rows
         for many users, else the rows named one by one in the filter, as parameters)."""
         if not user_ids:
@@ -232,7 +232,7 @@ class TableLedger:
             self._invalidate_snapshots_after(tenant_id, earliest_late)
 
     def _write_live(self, tenant_id: str, live: dict[str, list[tuple[Observation, int]]],
-                    rows: dict[str, dict[str, Any]], observed_at: datetime, source: str,
+                    rows: dict[str, Any], observed_at: datetime, source: str,
                     tally: "_Tally") -> None:
         """Writes the changes of months first..last, then keeps the snapshots right once for the
         whole append: the first month's opening exists before (the records do not change it),
@@ -300,7 +300,7 @@ class TableLedger:
                 pass
 
     def _write_month(self, tenant_id: str, changes: list[tuple[Observation, int]],
-                     rows: dict[str, dict[str, Any]], observed_at: datetime, source: str,
+                     rows: dict[str, Any], observed_at: datetime, source: str,
                      tally: "_Tally", guard: str | None = None) -> str | None:
         """Writes the changes: each user's records and final state row in one transaction,
         guarded by the row's ETag (or created if the user is new). Each transaction also touches
