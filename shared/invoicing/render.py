@@ -345,8 +345,11 @@ def html_to_pdf(html: str, logo_url: str, number: str) -> bytes:
     arguments so that a worker process can run it (shared/invoicing/pdf_pool.py)."""
     from xhtml2pdf import pisa  # slow import (about 0.5 s): only where a PDF is made
 
+    from shared.invoicing.pdf_single_pass import single_pass
+
     out = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_resource_policy(logo_url))
+    with single_pass():  # "Page N of M" without a second layout pass
+        status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_resource_policy(logo_url))
     if status.err:
         raise RuntimeError(f"invoice {number}: xhtml2pdf failed with {status.err} error(s)")
     return out.getvalue()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Awaitable, Callable, Mapping
@@ -62,7 +62,6 @@ class Attempt:
     pdf: bytes | None = None
     doing: Action = Action.COMPUTE
     archived_pdf: bytes | None = None  # the PDF this runner stored itself: what the archive holds
-    unsaved: dict[str, TableValue] = field(default_factory=dict)  # a step kept for the next save
 
 
 StepFunction = Callable[[Attempt], Awaitable[None]]
@@ -125,15 +124,8 @@ class StepRunner:
         until = row.time("lease_until")
         return bool(row.get("lease_owner")) and until is not None and until > now
 
-    def keep(self, work: Attempt, changes: Mapping[str, TableValue]) -> None:
-        """Records a step in memory only, written with the next save: for a step whose outcome a
-        crash loses anyway (a rendered PDF not yet stored is rendered again)."""
-        work.unsaved.update(changes)
-        work.row = InvoiceRecord({**work.row.values, **changes}, work.row.etag)
-
     def save(self, work: Attempt, changes: Mapping[str, TableValue], *, release: bool = False) -> InvoiceRecord:
         """Records a step on the record under this runner's lease (renewed, or released at the end)."""
-        changes, work.unsaved = {**work.unsaved, **changes}, {}
         now = self.now()
         lease: dict[str, TableValue] = {"lease_owner": "", "lease_until": ""} if release else \
             {"lease_owner": work.owner, "lease_until": format_instant(now + self.lease_ttl)}

@@ -333,8 +333,7 @@ class CloseService:
     async def _render(self, work: Attempt) -> None:
         pdf, seconds = await self._render_pdf(work)
         work.pdf = pdf
-        # Written with the store step's record: a crash before it loses the PDF bytes anyway.
-        self.runner.keep(work, {"step": Step.RENDERED, "rendered_at": format_instant(self.now()), "pdf_bytes": len(pdf),
+        self.runner.save(work, {"step": Step.RENDERED, "rendered_at": format_instant(self.now()), "pdf_bytes": len(pdf),
                                 "render_seconds": round(seconds, 3)})
 
     async def _store(self, work: Attempt) -> None:
