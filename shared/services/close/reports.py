@@ -164,12 +164,9 @@ class RunReports:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
         finished (again if a finisher died in between). Returns the summary, or None while the
         run is still going."""
-        header = self.runs.header(run_id)
-        if header is None:
-            return None
-        done = self.runs.summary(header)
-        if done is not None:
-            return dict(done)
+        header, done = self._stored(run_id)
+        if header is None or done is not None:
+            return done
         if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
             return None
         members = self.runs.members(run_id)
@@ -217,14 +214,17 @@ class RunReports:
 
     def run_report(self, run_id: str) -> RunSummary | None:
         """The run's summary if it has finished, else its progress so far."""
-        header = self.runs.header(run_id)
-        if header is None:
-            return None
-        done = self.runs.summary(header)
-        if done is not None:
-            return dict(done)
+        header, done = self._stored(run_id)
+        if header is None or done is not None:
+            return done
         members = self.runs.members(run_id)
         return {"run_id": run_id, "period": header.get("period"), "trigger": header.get("trigger"),
                 "started": header.get("started"), "tenants": int(header.get("tenants_queued", 0)),
                 "finished": int(header.get("finished", 0)),
                 "pending": [m.get("name") or m["tenant_id"] for m in members if not m.get("outcome")]}
+
+    def _stored(self, run_id: str) -> tuple[Record | None, RunSummary | None]:
+        """The run's header and, once the run has finished, its stored summary."""
+        header = self.runs.header(run_id)
+        done = self.runs.summary(header) if header is not None else None
+        return header, None if done is None else dict(done)
