@@ -40,7 +40,7 @@ from shared.settings import Settings  # noqa: E402
 from shared.storage import ledger_entities as E  # noqa: E402
 from shared.storage.invoices import invoice_document  # noqa: E402
 from shared.tenants import Tenant  # noqa: E402
-from webhook import Simulator  # noqa: E402  (bench/webhook.py: the simulator in its own process)
+from webhook import Simulator, cpu_seconds  # noqa: E402  (bench/webhook.py: the simulator in its own process)
 
 MSP = "0c1d2e3f-4a5b-4c6d-8e7f-901a2b3c4d5e"
 MAILBOX = "billing@northwind-msp.example"
@@ -79,6 +79,14 @@ def load_client(app: Prorata, index: int, users: int, rnd: random.Random) -> str
                                "observed_at": E.stamp(r.at), "source": "bench"}) for r in records]
     app.storage.table("ledger").submit_transaction(operations)
     return tenant_id
+
+
+def pool_cpu() -> float:
+    """CPU seconds of the PDF workers (this process's multiprocessing children) so far."""
+    import os
+    children = Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").read_text().split()
+    workers = [int(c) for c in children if b"multiprocessing" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return sum(cpu_seconds(worker) for worker in workers)
 
 
 class NoReconciliation:
@@ -168,16 +176,18 @@ def main() -> int:
                 ratios, rates, ok = [], [], outside <= 0.1 and count / len(ids) <= 12
                 for run in range(1, args.runs + 1):
                     ids = load(args.tenants)
-                    began_cpu = time.process_time()
+                    began_cpu, began_pool = time.process_time(), pool_cpu()
                     outcomes, seconds = await close(ids, args.concurrency)
                     cpu = time.process_time() - began_cpu
+                    pdf_cpu = pool_cpu() - began_pool
                     failed = [o for o in outcomes if o.kind == "failed"]
                     floor_seconds = await floor(ids, args.concurrency)
                     rate, floor_rate = len(ids) / seconds, len(ids) / floor_seconds
                     rates.append(rate)
                     ratios.append(rate / floor_rate)
                     print(f"run {run}: closed {len(ids)} clients in {seconds:.1f} s: {rate:.2f} invoices/s "
-                          f"(this process's CPU {cpu:.1f} s); {len(failed)} failed; the same PDFs alone in the pool: "
+                          f"(CPU per invoice: {cpu / len(ids):.3f} s here, {pdf_cpu / len(ids):.3f} s in the PDF workers); "
+                          f"{len(failed)} failed; the same PDFs alone in the pool: "
                           f"{floor_rate:.2f}/s; close / floor = {ratios[-1]:.2f}", flush=True)
                     for outcome in failed[:3]:
                         print(f"  failed: {outcome.name}: {outcome.reason}")
