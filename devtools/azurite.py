@@ -84,8 +84,9 @@ class Azurite:
 
     def __init__(self, blob_port: int | None = None, queue_port: int | None = None,
                  table_port: int | None = None, *, executable: Path | str = AZURITE_BIN,
-                 start_timeout: float = 20.0, attempts: int = 5) -> None:
+                 start_timeout: float = 20.0, attempts: int = 5, location: Path | str | None = None) -> None:
         self._wanted = (blob_port, queue_port, table_port)
+        self.location = Path(location).resolve() if location is not None else None  # None: in memory
         self.executable = Path(executable)
         self.start_timeout = start_timeout
         self.attempts = attempts
@@ -122,7 +123,10 @@ class Azurite:
         """One attempt on these ports: (True, "") when all answer from our process."""
         self._workdir = tempfile.mkdtemp(prefix="azurite-")
         log_path = Path(self._workdir) / "stderr.log"
-        args = [str(self.executable), "--silent", "--inMemoryPersistence", "--skipApiVersionCheck",
+        if self.location is not None:
+            self.location.mkdir(parents=True, exist_ok=True)
+        keep = ["--location", str(self.location)] if self.location is not None else ["--inMemoryPersistence"]
+        args = [str(self.executable), "--silent", *keep, "--skipApiVersionCheck",
                 "--loose", "--disableTelemetry",
                 "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
                 "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2])]

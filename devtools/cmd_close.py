@@ -9,7 +9,8 @@ import asyncio
 import json
 import logging
 import sys
-from pathlib import Path
+
+from devtools.paths import from_caller
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", action="store_true", help="with --period: list the period's runs and exit")
     parser.add_argument("--concurrency", type=int, default=2, help="clients closed at once (default 2)")
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    parser.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+    parser.add_argument("--backdated", action="store_true",
+                        help="with --tenant: also bill a month that ended before the client was onboarded "
+                             "(a back-dated start, e.g. after ./dev ledger import)")
+    parser.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 
@@ -70,7 +74,8 @@ async def _close(app, args) -> int:
             print(f"{header['PartitionKey']}  {header.get('trigger'):<8}  started {header.get('started')}  {state}")
         return 0
     run_id, outcomes, skipped = await service.close_by_hand(period, args.tenant or None,
-                                                            concurrency=max(1, args.concurrency))
+                                                            concurrency=max(1, args.concurrency),
+                                                            backdated=args.backdated)
     for reason in skipped:
         print(f"Skipped {reason}.")
     if run_id is None:

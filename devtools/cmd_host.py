@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from devtools.paths import from_caller
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STORAGE = "AzureWebJobsStorage"
 
@@ -89,6 +91,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-queues", action="store_true", help="do not run queue triggers (messages wait in their queues)")
     parser.add_argument("--settings", default="local.settings.json",
                         help="settings file whose Values become app settings (default: local.settings.json)")
+    parser.add_argument("--azurite-ports", metavar="BLOB,QUEUE,TABLE", type=azurite_ports,
+                        help="start Azurite on these ports, or 'free' for free ones (default: 10000,10001,10002, "
+                             "reusing an Azurite already there)")
+    parser.add_argument("--data", metavar="DIR", type=from_caller,
+                        help="keep Azurite's storage on disk in DIR (default: in memory, gone when the host stops)")
     parser.add_argument("--single-process", action="store_true",
                         help="run every function in this one process (the host before worker processes)")
     # A worker process of the multi-process host (started by it, not by hand).
@@ -96,6 +103,44 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--no-http", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def azurite_ports(text: str) -> tuple[int | None, int | None, int | None]:
+    """`free` or three ports `BLOB,QUEUE,TABLE` (an argparse type)."""
+    if text.strip().lower() == "free":
+        return None, None, None
+    try:
+        ports = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        ports = ()
+    if len(ports) != 3 or not all(0 < port < 65536 for port in ports) or len(set(ports)) != 3:
+        raise argparse.ArgumentTypeError(f"expected 'free' or three distinct ports BLOB,QUEUE,TABLE, got {text!r}")
+    return ports[0], ports[1], ports[2]
+
+
+def start_storage(storage: str | None, ports: tuple | None, data: Path | None, log: logging.Logger):
+    """(connection string, Azurite started here or None) for development storage, saying where
+    the data lives."""
+    from devtools.azurite import DEFAULT_PORTS, Azurite, AzuriteError, ensure_azurite, port_answers
+
+    if ports is None and data is None:
+        connection, azurite = ensure_azurite(storage)
+        if azurite is None:
+            log.info("Azurite already running on 127.0.0.1:10000-10002: reused (its storage is its own).")
+        else:
+            log.info("Azurite started on 127.0.0.1:10000-10002. Storage is IN MEMORY: it is gone when the host "
+                     "stops (--data DIR keeps it on disk).")
+        return connection, azurite
+    wanted = ports or DEFAULT_PORTS
+    taken = [port for port in wanted if port is not None and port_answers(port)]
+    if taken:
+        raise AzuriteError(f"ports {taken} are taken (another Azurite?); choose others with --azurite-ports "
+                           "BLOB,QUEUE,TABLE or --azurite-ports free")
+    azurite = Azurite(*wanted, location=data).start()
+    where = f"on disk in {data}" if data is not None else "IN MEMORY: it is gone when the host stops (--data DIR keeps it)"
+    log.info("Azurite started on 127.0.0.1 (blob %d, queue %d, table %d). Storage is %s. Other ./dev commands "
+             "reach it with AzureWebJobsStorage='%s'.", *azurite.ports, where, azurite.connection_string)
+    return azurite.connection_string, azurite
 
 
 def main(argv: list[str]) -> int:
@@ -106,7 +151,7 @@ def main(argv: list[str]) -> int:
     configure_logging(args.worker)
     log = logging.getLogger("devtools.host")
 
-    from devtools.azurite import AzuriteError, ensure_azurite, is_development_storage
+    from devtools.azurite import AzuriteError, is_development_storage
 
     root = Path(args.root).resolve()
     settings_path = Path(args.settings)
@@ -121,10 +166,10 @@ def main(argv: list[str]) -> int:
     azurite = None
     try:
         if is_development_storage(storage):
-            connection, azurite = ensure_azurite(storage)
+            connection, azurite = start_storage(storage, args.azurite_ports, args.data, log)
             os.environ[STORAGE] = connection
-            log.info("Azurite %s (blob/queue/table on 127.0.0.1:10000-10002)",
-                     "started" if azurite else "already running: reused")
+        elif args.azurite_ports or args.data:
+            log.warning("AzureWebJobsStorage is a real connection string: --azurite-ports and --data are ignored.")
         if args.single_process or args.worker is not None:
             return _serve_here(args, root, settings_path, port, stop, log)
         return _serve_in_workers(args, root, settings_path, port, stop, log)

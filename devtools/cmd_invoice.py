@@ -1,12 +1,13 @@
-"""./dev invoice preview|show: a client's invoice for a month, computed as the close computes it
-(month to date for the current month), or the state of its close (steps with their times,
-number, PDF, email)."""
+"""./dev invoice preview|show|pdf|release: a client's invoice for a month, computed as the close
+computes it (month to date for the current month), the state of its close (steps with their
+times, number, PDF, email), its PDF; or a held invoice released (emailed exactly once)."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from devtools.paths import from_caller
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,21 +25,44 @@ def _parser() -> argparse.ArgumentParser:
     for command in (preview, show, pdf):
         command.add_argument("--tenant", required=True, help="client tenant id")
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
-        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
-    pdf.add_argument("--out", type=Path, required=True, help="file to write")
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
+    pdf.add_argument("--out", type=from_caller, required=True, help="file to write")
+    release = sub.add_parser("release", help="email an invoice that a guardrail held (exactly once)")
+    release.add_argument("--number", required=True, help="the invoice number, e.g. INV-2026-00042")
+    release.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
+
+
+def _release(app, number: str) -> int:
+    import asyncio
+
+    from shared.errors import CloseError, InvoiceNotFound
+    from shared.graph.gateway import GraphError
+
+    try:
+        outcome = asyncio.run(app.close_service().release(number))
+    except InvoiceNotFound as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    except (CloseError, GraphError) as error:
+        print(f"invoice: {number}: {error}", file=sys.stderr)
+        return 1
+    print(outcome.sentence)
+    return 0
 
 
 _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "tax", "total", "users", "lines",
           "issued_on", "due_on", "queued_at", "computed_at", "numbered_at", "rendered_at", "stored_at", "drafted_at",
           "emailed_at", "emailed_to", "blob", "pdf_bytes", "render_seconds", "draft_id", "run_id", "attempts",
-          "last_error", "failed_step", "failed_at")
+          "last_error", "failed_step", "failed_at", "held_at", "hold_reason", "released_at")
 
 
 def _run(app, args) -> int:
     from shared.billing import InputError, Period
     from shared.errors import CloseError
 
+    if args.action == "release":
+        return _release(app, args.number)
     service = app.close_service()
     tenant = app.tenants.get(args.tenant)
     if tenant is None:

@@ -8,6 +8,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from devtools.paths import from_caller
 from shared.billing import InputError, Period, compute_invoice, parse_observations_jsonl, parse_plan
 
 
@@ -43,8 +44,8 @@ def read_observations(path: Path):
 def main(argv: list[str]) -> int:
     parser = _Parser(prog="./dev quote", description="Prints the invoice JSON for one client and month, "
                      "computed by the same core as the month-end close.")
-    parser.add_argument("--plan", required=True, type=Path, help="plan JSON file")
-    parser.add_argument("--observations", required=True, type=Path, help="observations JSONL file")
+    parser.add_argument("--plan", required=True, type=from_caller, help="plan JSON file")
+    parser.add_argument("--observations", required=True, type=from_caller, help="observations JSONL file")
     parser.add_argument("--period", required=True, help="billing month, YYYY-MM")
     args = parser.parse_args(argv)
     # A short-lived process holding a few hundred thousand objects that form no cycles: the

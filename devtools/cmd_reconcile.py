@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
+
+from devtools.paths import from_caller
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,8 +20,8 @@ def _parser() -> argparse.ArgumentParser:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--tenant", help="the client's tenant id")
     which.add_argument("--all", action="store_true", help="every active client tenant")
-    parser.add_argument("--csv", type=Path, help="also write the findings to this CSV file (a row per finding)")
-    parser.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+    parser.add_argument("--csv", type=from_caller, help="also write the findings to this CSV file (a row per finding)")
+    parser.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 

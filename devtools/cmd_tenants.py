@@ -7,12 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.paths import from_caller
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./dev tenants", description="Client tenants of the MSP.")
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", help="onboard a client: plan + billing contacts, baseline sync, subscription")
-    add.add_argument("--file", required=True, type=Path,
+    add.add_argument("--file", required=True, type=from_caller,
                      help='JSON: {"plan": {...}, "billing_contacts": [...], "address": [...], "locale": "en_US"}')
     sub.add_parser("list", help="list onboarded clients")
     remove = sub.add_parser("remove", help="offboard a client (deletes the subscription, keeps the ledger)")
@@ -20,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="run a delta sync of a client now")
     sync.add_argument("--tenant", required=True)
     for command in (add, remove, sync, *[p for n, p in sub.choices.items() if n == "list"]):
-        command.add_argument("--settings", type=Path, help="settings file (default local.settings.json)")
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 
@@ -28,13 +30,17 @@ async def _run(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.graph.gateway import GraphError
     from shared.errors import TenantNotOnboarded
+    from shared.services.overview import overview_line, tenants_overview
 
     try:
         if args.action == "add":
-            print(json.dumps(await app.onboarding.onboard(args.tenant), indent=1))
+            result = await app.onboarding.onboard(args.tenant)
+            print(json.dumps(result, indent=1))
+            if result.get("consent_url"):
+                print(f"tenants: {result['message']}", file=sys.stderr)
         elif args.action == "list":
-            for tenant in app.tenants.all():
-                print(f"{tenant.tenant_id}  {tenant.status:<10}  {tenant.plan.currency}  {tenant.name}")
+            for row in tenants_overview(app):
+                print(overview_line(row))
         elif args.action == "remove":
             try:
                 result = await app.onboarding.offboard(args.tenant)

@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http_util import error_response, json_response
+from functions.http_util import door, error_response, json_response, route_tenant_id, served
 from shared.aio import run_async
 from shared.app import get_app
 from shared.messages import CLOSE_QUEUE, CloseRequest
@@ -37,6 +37,7 @@ def tenant_close(msg: func.QueueMessage) -> None:
 
 
 @bp.route(route="tenants/{tenant_id}/invoices/preview", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     """The invoice JSON of `?period=YYYY-MM` (default: the current month in the client's zone,
     to date), computed as the close computes it."""
@@ -44,18 +45,40 @@ def invoice_preview(req: func.HttpRequest) -> func.HttpResponse:
     from shared.errors import CloseError, TenantNotOnboarded
 
     app = get_app()
-    tenant_id = req.route_params["tenant_id"]
+    tenant_id = route_tenant_id(req)
     tenant = app.tenants.get(tenant_id)
     if tenant is None:
         return error_response(404, f"tenant {tenant_id} is not onboarded")
     text = req.params.get("period")
     try:
         period = Period.parse(text) if text else Period.current(tenant.plan.timezone, app.now())
+        period.start(tenant.plan.timezone), period.end(tenant.plan.timezone)
     except InputError as error:
         return error_response(400, f"query parameter period: {error.problem}")
+    except (OverflowError, ValueError):
+        return error_response(400, f"query parameter period: {text[:20]!r} is out of range")
     try:
         return json_response(app.close_service().preview(tenant_id, period))
     except CloseError as error:
         return error_response(400, f"period {period}: {error}")
     except TenantNotOnboarded as error:
         return error_response(404, str(error))
+
+
+@bp.route(route="invoices/{number}/release", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_release(req: func.HttpRequest) -> func.HttpResponse:
+    """Emails an invoice that a guardrail held, exactly once (200 with the close's sentence;
+    404 for an unknown number, 409 for an invoice that is not held)."""
+    from shared.errors import CloseError, InvoiceNotFound
+
+    number = req.route_params.get("number") or ""
+    if not 0 < len(number) <= 64 or not number.isprintable():
+        return error_response(400, f"invoice number in the path: expected e.g. INV-2026-00042, got {number[:80]!r}")
+    try:
+        outcome = served(lambda: run_async(get_app().close_service().release(number)), f"invoice {number}")
+    except InvoiceNotFound as error:
+        return error_response(404, str(error))
+    except CloseError as error:
+        return error_response(409, f"invoice {number}: {error}")
+    return json_response({"number": number, "outcome": str(outcome.kind), "sentence": outcome.sentence})

@@ -5,11 +5,12 @@ This path imports neither msgraph nor anything slow: Graph wants an answer withi
 from __future__ import annotations
 
 import logging
+import time
 
 import azure.functions as func
 
 from shared.app import get_app
-from shared.services.notifications import NotAcceptable, parse_collection, screen
+from shared.services.notifications import NotAcceptable, TooManyItems, parse_collection, screen
 
 bp = func.Blueprint()
 log = logging.getLogger("prorata.webhook")
@@ -23,29 +24,44 @@ def _validation(req: func.HttpRequest) -> func.HttpResponse | None:
     return func.HttpResponse(token, status_code=200, mimetype="text/plain", charset="utf-8")
 
 
+def _text(status: int, message: str) -> func.HttpResponse:
+    return func.HttpResponse(message, status_code=status, mimetype="text/plain", charset="utf-8")
+
+
 def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
     handshake = _validation(req)
     if handshake is not None:
         return handshake
     app = get_app()
+    # Graph wants an answer within 3 s; past this deadline the answer is 503 and Graph delivers again.
+    deadline = time.monotonic() + app.settings.integer("WEBHOOK_DEADLINE_MILLISECONDS") / 1000
     body = req.get_body() or b""
     limit = app.settings.integer("WEBHOOK_MAX_BODY_BYTES")
     if len(body) > limit:
         log.warning("Refused a notification body of %d bytes (limit %d).", len(body), limit)
-        return func.HttpResponse(f"body larger than {limit} bytes", status_code=413, mimetype="text/plain")
+        return _text(413, f"body larger than {limit} bytes")
     try:
-        items = parse_collection(body)
+        items = parse_collection(body, max_items=app.settings.integer("WEBHOOK_MAX_ITEMS"))
+    except TooManyItems as error:
+        log.warning("Refused a notification body: %s.", error)
+        return _text(413, str(error))
     except NotAcceptable as error:
-        return func.HttpResponse(str(error), status_code=400, mimetype="text/plain")
+        return _text(400, str(error))
+    received_at = app.now().timestamp()
+    checking = app.webhook_lookups.submit(screen, items, app.subscription_cache.for_request(), received_at=received_at,
+                                          lifecycle=lifecycle)
     try:
-        screened = screen(items, app.subscription_cache, received_at=app.now().timestamp(), lifecycle=lifecycle)
-        for reason in screened.dropped:
-            log.warning("Dropped a notification that is not genuine: %s.", reason)
-        app.notification_writer.submit(list(screened.sync_requests.values()))
-    except Exception:
+        screened = checking.result(timeout=max(0.0, deadline - time.monotonic()))
+        if screened.dropped:
+            log.warning("Dropped notifications that are not genuine: %s.", screened.dropped_summary())
+        app.notification_writer.submit(list(screened.sync_requests.values()),
+                                       timeout=max(0.0, deadline - time.monotonic()))
+    except Exception as error:
+        checking.cancel()
         # Not stored: answer 5xx so that Graph delivers it again.
-        log.exception("Could not store %d notification(s); Graph will retry.", len(items))
-        return func.HttpResponse("could not store the notifications", status_code=503, mimetype="text/plain")
+        why = "storage did not answer in time" if isinstance(error, TimeoutError) else repr(error)
+        log.error("Could not store %d notification(s) (%s); answered 503, Graph will retry.", len(items), why)
+        return _text(503, "could not store the notifications")
     log.info("Accepted %d notification(s) for %d tenant(s), dropped %d.", len(items) - len(screened.dropped),
              len(screened.sync_requests), len(screened.dropped))
     return func.HttpResponse(status_code=202)

@@ -6,7 +6,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http_util import error_response, json_response
+from functions.http_util import door, error_response, json_response, route_tenant_id
 from shared.aio import run_async
 from shared.app import get_app
 
@@ -15,15 +15,16 @@ log = logging.getLogger("prorata.reconcile")
 
 
 @bp.route(route="tenants/{tenant_id}/reconciliation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
 def tenant_reconciliation(req: func.HttpRequest) -> func.HttpResponse:
     from shared.graph.gateway import GraphError
     from shared.billing.reconciliation import findings_csv
     from shared.errors import TenantNotOnboarded
 
-    tenant_id = req.route_params["tenant_id"]
+    tenant_id = route_tenant_id(req)
     wanted = (req.params.get("format") or "json").lower()
     if wanted not in ("json", "csv"):
-        return error_response(400, f"format: expected json or csv, got {wanted!r}")
+        return error_response(400, f"query parameter format: expected json or csv, got {wanted[:40]!r}")
     try:
         result = run_async(get_app().reconciler.reconcile_tenant(tenant_id))
     except TenantNotOnboarded as error:

@@ -32,9 +32,12 @@ def renew_subscriptions(timer: func.TimerRequest) -> None:
 
 @bp.timer_trigger(arg_name="timer", schedule="%DAILY_SYNC_SCHEDULE%", run_on_startup=False)
 def daily_sync(timer: func.TimerRequest) -> None:
-    """Delta links last 7 days: every tenant gets a delta at least daily."""
+    """Delta links last 7 days: every tenant gets a delta at least daily. Clients awaiting
+    consent are tried again: each becomes active once its admin has consented."""
     app = get_app()
     tenants = app.tenants.all(active_only=True)
     for tenant in tenants:
         app.enqueue(SYNC_QUEUE, SyncRequest(tenant.tenant_id, "daily").to_json())
     log.info("Daily sync: queued a delta for %d active tenant(s).", len(tenants))
+    for result in run_async(app.onboarding.retry_awaiting_consent()):
+        log.info("Daily sync: %s (%s) is %s.", result["name"], result["tenant_id"], str(result["status"]).replace("_", " "))

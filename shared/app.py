@@ -167,7 +167,8 @@ class Prorata:
     def onboarding(self) -> Onboarding:
         from shared.services.onboarding import Onboarding
         return Onboarding(tenants=self.tenants, subscriptions=self.subscriptions, ledger=self.ledger,
-                          syncing=self.syncing, manager=lambda: self.subscription_manager, clock=self.now)
+                          syncing=self.syncing, manager=lambda: self.subscription_manager, clock=self.now,
+                          app_id=self.settings.get("GRAPH_APP_CLIENT_ID"))
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -200,13 +201,20 @@ class Prorata:
     def subscription_cache(self) -> SubscriptionCache:
         """Subscriptions by id for the webhook, kept a short while (a burst costs one read each)."""
         from shared.services.notifications import SubscriptionCache
-        return SubscriptionCache(self.subscriptions.get)
+        return SubscriptionCache(self.subscriptions.get, self.subscriptions.all,
+                                 negative_ttl_seconds=self.settings.integer("WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS"))
 
     @cached_property
     def notification_writer(self) -> GroupCommit:
         """Stores the webhook's sync requests on the tenant-sync queue by group commit."""
         from shared.services.notifications import GroupCommit
         return GroupCommit(self.queues.sender(SYNC_QUEUE))
+
+    @cached_property
+    def webhook_lookups(self) -> ThreadPoolExecutor:
+        """Threads that check the webhook's items against storage, so that the webhook can answer
+        503 at its deadline while a storage call still hangs."""
+        return ThreadPoolExecutor(max_workers=8, thread_name_prefix="webhook-lookup")
 
 
 _lock = threading.Lock()

@@ -25,3 +25,14 @@ class CloseError(ProrataError, RuntimeError):
 class Busy(ProrataError, RuntimeError):
     """Other writers kept changing the same records; the operation is retried later (the queue
     retries it)."""
+
+
+class InvoiceNotFound(ProrataError, KeyError):
+    """No invoice has this number (HTTP 404, exit 1)."""
+
+    def __init__(self, number: str):
+        super().__init__(number)
+        self.number = number
+
+    def __str__(self) -> str:
+        return f"there is no invoice {self.number}"

@@ -91,6 +91,11 @@ class InvoiceRepository(Protocol):
     def update(self, record: InvoiceRecord, changes: Mapping[str, TableValue]) -> InvoiceRecord:
         """Merges the changes if nobody changed the record since it was read; Conflict if somebody did."""
 
+    def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
+        """Every month's record of one client, oldest first."""
+
+    def by_number(self, number: str) -> InvoiceRecord | None: ...
+
 
 class RunRepository(Protocol):
     """The close's runs: a header per run and a member per tenant, each finished once."""
@@ -182,4 +187,5 @@ class Mailer(Protocol):
 class MessageQueue(Protocol):
     """Sends a message (a dataclass of shared/messages.py, as JSON) to a queue."""
 
-    def send(self, queue: str, message: JsonObject) -> None: ...
+    def send(self, queue: str, message: JsonObject, *, delay_seconds: int = 0) -> None:
+        """Sends the message, visible to readers only after `delay_seconds` (at most 7 days)."""

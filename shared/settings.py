@@ -42,6 +42,18 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+    "WEBHOOK_MAX_ITEMS": ("1000", "most items accepted in one notification body (413 above; Graph sends a few hundred)"),
+    "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("5", "how long the webhook remembers that a subscription id is unknown"),
+    "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
+                                      "answered by then; Graph wants an answer within 3 s"),
+    "HOLD_IF_TOTAL_CHANGES_PERCENT": ("50", "hold an invoice (not emailed) whose total differs from the client's "
+                                      "previous invoice by more than this percentage (off: never)"),
+    "HOLD_IF_USERS_CHANGE": ("30%,5", "hold an invoice whose users billed differ from the previous invoice's by "
+                             "more than this percentage and at least this many (off: never)"),
+    "HOLD_FIRST_INVOICE": ("false", "hold each client's first invoice"),
+    "HOLDS_ENABLED": ("true", "hold invoices by the HOLD_* rules (false: every invoice is emailed at once)"),
+    "REVIEW_DAYS": ("0", "days every invoice stays a draft after its month ends (0 to 6), so that late changes "
+                    "land before it is numbered and emailed"),
 }
 
 

@@ -15,6 +15,12 @@ from shared.billing.observations import format_instant
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 ACTIVE, OFFBOARDED = "active", "offboarded"
+AWAITING_CONSENT = "awaiting_consent"  # onboarded, but the client's admin has not consented yet
+
+
+def is_tenant_id(text: object) -> bool:
+    """An Entra tenant id: a GUID (checked before a tenant id reaches storage or Graph)."""
+    return isinstance(text, str) and _GUID.match(text) is not None
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ def parse_onboarding(data: object, source: str = "request") -> Tenant:
         if name not in known:
             raise InputError(f"unknown field (known: {', '.join(sorted(known))})", source=source, field=name)
     plan = parse_plan(data.get("plan"), source=source)
-    if not _GUID.match(plan.tenant_id):
+    if not is_tenant_id(plan.tenant_id):
         raise InputError("must be the client's Entra tenant id (a GUID)", source=source, field="plan.tenant_id")
     contacts = data.get("billing_contacts")
     if not isinstance(contacts, list) or not contacts or not all(isinstance(c, str) and _EMAIL.match(c) for c in contacts):

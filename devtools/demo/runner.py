@@ -52,14 +52,32 @@ def previous_month(today: datetime) -> Period:
     return Period(today.year, today.month).previous()
 
 
-def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
+MARKER = ".prorata-demo"  # written into every folder the demo makes, so it may empty it next time
+
+
+class OutNotEmpty(ValueError):
+    """--out names a folder that holds files the demo did not make."""
+
+
+def prepare_out(out: Path) -> None:
+    """An empty `out` with the demo's marker. A folder the demo made before is emptied; any other
+    non-empty folder (or a file) is refused, never deleted."""
+    if out.exists():
+        if not out.is_dir():
+            raise OutNotEmpty(f"{out} is a file, not a folder")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise OutNotEmpty(f"{out} is not empty and was not made by ./dev demo; choose another --out or empty it")
+        shutil.rmtree(out)
+    (out / "invoices").mkdir(parents=True)
+    (out / MARKER).write_text("made by ./dev demo: emptied by the next ./dev demo with this --out\n")
+
+
+def run(out: Path, period: Period | None = None, verbose: bool = False, guardrails: bool = False) -> int:
     began = time.monotonic()
     period = period or previous_month(datetime.now(timezone.utc))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stdout,
                         format="%(levelname)s %(name)s: %(message)s")
-    if out.exists():
-        shutil.rmtree(out)
-    (out / "invoices").mkdir(parents=True)
+    prepare_out(out)
     month = plan_month(period.year, period.month)
     say(f"Prorata demo: three sample clients through {period_name(period)}, then the month-end close.")
     say("[1/5] Starting Azurite, the Graph simulator and the development Functions host ...")
@@ -88,7 +106,11 @@ def run(out: Path, period: Period | None = None, verbose: bool = False) -> int:
             onboard(sim, host, month, clock)
             play(sim, host, month, clock)
             close(sim, host, period, clock)
-            return summarise(sim, host, period, out, began)
+            result = summarise(sim, host, period, out, began, guardrails_next=guardrails)
+            if guardrails:
+                result = result or show_guardrails(sim, host, period.next(), clock)
+                say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
+            return result
         finally:
             host.stop()
 
@@ -166,8 +188,8 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
         f"{counts['disable'] + counts['enable']} disables/enables; {len(delivered)} notifications acknowledged")
 
 
-def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
-    say(f"[4/5] Month-end close of {period_name(period)}: the month_end timer at 06:00 UTC on the 1st ...")
+def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock, step: str = "[4/5] ") -> None:
+    say(f"{step}Month-end close of {period_name(period)}: the month_end timer at 06:00 UTC on the 1st ...")
     clock.set(period.end("UTC") + timedelta(hours=6))
     invocation = host.trigger_timer("month_end")
     if invocation.error is not None:
@@ -175,7 +197,8 @@ def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> N
     settle(sim, host)
 
 
-def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, began: float) -> int:
+def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, began: float,
+              guardrails_next: bool = False) -> int:
     from shared.app import get_app
 
     app = get_app()
@@ -206,5 +229,47 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
     say(f"      Invoice lines CSV (QuickBooks/Xero): {', '.join(lines_csv) or 'none'}")
     say(f"      License reconciliation CSV (for the MSP): {', '.join(findings_csv) or 'none'}")
     say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
-    say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
+    if not guardrails_next:
+        say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
     return 0 if len(pdfs) == len(CLIENTS) and len(sent) == len(CLIENTS) else 1
+
+
+def show_guardrails(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> int:
+    """The next month, in which Contoso Dental's staff triples: its invoice is held (numbered and
+    archived, not emailed) while the others are emailed; then it is released, and emailed once."""
+    from shared.app import get_app
+
+    app = get_app()
+    tripled = CLIENTS[0]
+    staff = len(sim.users(tripled.tenant_id))
+    say(f"[6/6] Guardrails: in {period_name(period)} {tripled.name} grows from {staff} to {3 * staff} users ...")
+    sku = next(s for s in tripled.skus if s in tripled.plan["sku_prices"])
+    clock.set(period.start(tripled.plan["timezone"]) + timedelta(hours=9))
+    for n in range(2 * staff):
+        name = f"Seasonal Temp {n + 1:02d}"
+        sim.create_user(tripled.tenant_id, name, f"temp{n + 1:02d}@{tripled.domain}", skus=[sku], created=clock.now)
+    settle(sim, host)
+    close(sim, host, period, clock, step="      ")
+    held = []
+    for client in CLIENTS:
+        record = app.invoices.get(client.tenant_id, period)
+        if record is None:
+            continue
+        if record.step == "held":
+            held.append(record)
+            say(f"      {client.name:<19} {record.number} HELD, not emailed: {record.get('hold_reason')}")
+        else:
+            say(f"      {client.name:<19} {record.number or '-'} {record.step}")
+    if len(held) != 1:
+        say(f"      expected one held invoice, found {len(held)}")
+        return 1
+    number = held[0].number
+    before = sum(1 for m in sim.outbox if set(m.to) & set(tripled.contacts))
+    say(f"      Releasing it, as ./dev invoice release --number {number} does (POST /api/invoices/{number}/release) ...")
+    status, answer = api(host, "POST", f"/api/invoices/{number}/release")
+    say(f"      {answer['sentence'] if status == 200 else f'release answered {status}: {answer}'}")
+    status, again = api(host, "POST", f"/api/invoices/{number}/release")
+    say(f"      Released again: {again['sentence'] if status == 200 else status}")
+    sent = sum(1 for m in sim.outbox if set(m.to) & set(tripled.contacts)) - before
+    say(f"      {number} was emailed {sent} time(s).")
+    return 0 if sent == 1 else 1

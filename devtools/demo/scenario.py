@@ -1,6 +1,7 @@
 """The demo's sample clients and the month they live through (deterministic, seeded)."""
 from __future__ import annotations
 
+import calendar
 import random
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -108,8 +109,11 @@ def plan_month(year: int, month: int, seed: int = 2026) -> Month:
         result.baseline[client.tenant_id] = people
         staff = [p[0] for p in people if p[3] == "Member" and not p[1].startswith("svc-")]
 
+        last_day = calendar.monthrange(year, month)[1]  # February has 28 or 29 days
+
         def local(day: int, hour: int) -> datetime:
-            return datetime(year, month, day, hour, rnd.randint(0, 59), tzinfo=zone).astimezone(ZoneInfo("UTC"))
+            return datetime(year, month, min(day, last_day), hour, rnd.randint(0, 59),
+                            tzinfo=zone).astimezone(ZoneInfo("UTC"))
 
         events = []
         for _ in range(max(2, client.staff // 4)):  # joiners
@@ -118,7 +122,8 @@ def plan_month(year: int, month: int, seed: int = 2026) -> Month:
                                 sku=rnd.choice(skus), upn=_upn(name, client.domain)))
         leavers = rnd.sample(staff, max(1, client.staff // 6))
         for name in leavers:
-            events.append(Event(local(rnd.randint(5, 28), rnd.randint(9, 18)), client, "leave", name))
+            # every leaver leaves before the 29th (or the month's last day), when one is restored
+            events.append(Event(local(min(rnd.randint(5, 28), last_day - 1), rnd.randint(9, 18)), client, "leave", name))
         restored = leavers[0]
         events.append(Event(local(29, 10), client, "restore", restored))
         for name in rnd.sample([s for s in staff if s not in leavers], 2):

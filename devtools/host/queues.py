@@ -12,7 +12,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.queue import QueueMessage
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("devtools.host")
 MIN_POLL = 0.05  # seconds between polls right after a message
-RECEIVE_VISIBILITY = 600  # seconds a received message stays invisible while it runs (as the host)
+# Seconds a received message stays invisible, renewed every RENEW_EVERY while it runs (the
+# Functions host renews its 10-minute hold the same way). Short, so that after a crash of the
+# development host its messages run again within a minute, not ten.
+RECEIVE_VISIBILITY = 60
+RENEW_EVERY = 20.0
 DEV_MAX_POLL = 0.5  # the dev host's default maxPollingInterval (Azure's is one minute)
 
 
@@ -169,6 +173,7 @@ class QueueListener:
                 body = self._decode(message.content or "")
             except (binascii.Error, ValueError):
                 return self._to_poison(message, "is not valid base64 (host.json messageEncoding)")
+            renewing = self._keep_invisible(message)
             trigger = QueueMessage(id=message.id, body=body, dequeue_count=message.dequeue_count,
                                    expiration_time=message.expires_on, insertion_time=message.inserted_on,
                                    time_next_visible=message.next_visible_on, pop_receipt=message.pop_receipt)
@@ -176,7 +181,10 @@ class QueueListener:
                 trigger = body.decode("utf-8")
             elif self.info.trigger_annotation is bytes:
                 trigger = body
-            invocation = self.host.invoke(self.info, trigger, f"New queue message detected on '{self.queue_name}'.")
+            try:
+                invocation = self.host.invoke(self.info, trigger, f"New queue message detected on '{self.queue_name}'.")
+            finally:
+                renewing()
             if invocation.succeeded:
                 self.client().delete_message(message)
             elif message.dequeue_count >= limit:
@@ -193,6 +201,29 @@ class QueueListener:
                 self.in_flight -= 1
                 self._slots.notify_all()
             self._wake.set()
+
+    def _keep_invisible(self, message) -> Callable[[], None]:
+        """Renews the message's invisibility while it runs; call the returned function to stop
+        (it returns once no renewal is under way, so the message's receipt is current)."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(RENEW_EVERY):
+                try:
+                    updated = self.client().update_message(message, visibility_timeout=RECEIVE_VISIBILITY)
+                    message.pop_receipt, message.next_visible_on = updated.pop_receipt, updated.next_visible_on
+                except Exception as error:  # noqa: BLE001 - the message may run twice; the functions allow it
+                    log.warning("Could not keep message %s on '%s' hidden while it runs: %s", message.id,
+                                self.queue_name, error)
+                    return
+
+        renewer = threading.Thread(target=renew, name=f"renew-{message.id}", daemon=True)
+        renewer.start()
+
+        def stop() -> None:
+            done.set()
+            renewer.join()
+        return stop
 
     def _to_poison(self, message, why: str) -> None:
         """Copy the message as it is to `<queue>-poison`, then delete it from the queue."""

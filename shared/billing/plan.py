@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.billing.errors import InputError
+from shared.billing.holds import check_overrides
 from shared.billing.money import check_currency, format_price, parse_decimal
 
 PRORATION_POLICIES = ("daily", "none")
@@ -26,6 +27,7 @@ class Plan:
     require_license: bool = False
     exclude_upn_patterns: tuple[str, ...] = ()
     tax_rate: Decimal = Decimal("0")
+    holds: Mapping[str, object] = field(default_factory=dict)  # overrides of the HOLD_* settings (billing/holds.py)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data that `parse_plan` reads back to an equal plan."""
@@ -38,6 +40,7 @@ class Plan:
             "include_guests": self.include_guests, "include_disabled": self.include_disabled,
             "require_license": self.require_license,
             "exclude_upn_patterns": list(self.exclude_upn_patterns), "tax_rate": str(self.tax_rate),
+            **({"holds": dict(self.holds)} if self.holds else {}),
         }
 
 
@@ -105,6 +108,7 @@ def _parse_plan(data: object) -> Plan:
         require_license=_flag(data, "require_license"),
         exclude_upn_patterns=tuple(patterns),
         tax_rate=parse_decimal(data.get("tax_rate", "0"), "tax_rate"),
+        holds=check_overrides(data.get("holds")),
     )
     if "user" in plan.sku_prices:
         raise InputError("'user' is the per-user fee's item name, not a SKU; use per_user_price",

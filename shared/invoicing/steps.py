@@ -13,6 +13,8 @@ class Step(StrEnum):
     DRAFTED = "drafted"
     EMAILED = "emailed"
     NOTHING_TO_BILL = "nothing to bill"  # computed, with no billable line: no number, PDF or email
+    HELD = "held"  # numbered, rendered and stored, not emailed: a guardrail holds it until released
+    IN_REVIEW = "in review"  # computed, kept a draft (no number) until REVIEW_DAYS after its month
 
 
-FINISHED_STEPS = frozenset({Step.EMAILED, Step.NOTHING_TO_BILL})
+FINISHED_STEPS = frozenset({Step.EMAILED, Step.NOTHING_TO_BILL, Step.HELD, Step.IN_REVIEW})

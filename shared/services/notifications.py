@@ -11,6 +11,7 @@ import hmac
 import json
 import threading
 import time
+from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -22,23 +23,53 @@ class NotAcceptable(ValueError):
     """The body is not a notification collection (answered 400)."""
 
 
+class TooManyItems(NotAcceptable):
+    """More items than Graph ever sends in one body (answered 413)."""
+
+
+LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# The item fields Prorata reads; each must be a string where present (Graph sends strings:
+# https://learn.microsoft.com/graph/api/resources/changenotification).
+STRING_FIELDS = ("subscriptionId", "clientState", "tenantId", "lifecycleEvent", "changeType", "resource")
+
+
 @dataclass
 class Screened:
     sync_requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # tenant id -> message
     dropped: list[str] = field(default_factory=list)  # why each forged item was dropped
     items: int = 0
+    dropped_kinds: Counter[str] = field(default_factory=Counter)
+
+    def drop(self, kind: str, why: str) -> None:
+        self.dropped.append(why)
+        self.dropped_kinds[kind] += 1
+
+    def dropped_summary(self) -> str:
+        """One line for all the dropped items of a request: counts by reason, a few examples."""
+        counts = ", ".join(f"{count} {kind}" for kind, count in self.dropped_kinds.most_common())
+        return f"{len(self.dropped)} of {self.items} item(s): {counts} (e.g. {'; '.join(self.dropped[:3])})"
 
 
-def parse_collection(body: bytes) -> list[dict[str, Any]]:
+def parse_collection(body: bytes, max_items: int | None = None) -> list[dict[str, Any]]:
+    """The items of a notification body; NotAcceptable names what is wrong with any other body."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = json.loads(body.decode("utf-8"))  # JSON over HTTP is UTF-8 (RFC 8259 section 8.1)
+    except (ValueError, UnicodeDecodeError):
         raise NotAcceptable("body is not JSON") from None
+    except RecursionError:
+        raise NotAcceptable("body is nested too deeply") from None
     if not isinstance(data, dict) or not isinstance(data.get("value"), list):
         raise NotAcceptable("body is not a notification collection ({\"value\": [...]})")
-    if not all(isinstance(item, dict) for item in data["value"]):
-        raise NotAcceptable("every item of value must be an object")
-    return data["value"]
+    items = data["value"]
+    if max_items is not None and len(items) > max_items:
+        raise TooManyItems(f"value holds {len(items)} items; at most {max_items} are accepted in one body")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise NotAcceptable(f"value[{index}] must be an object")
+        for name in STRING_FIELDS:
+            if item.get(name) is not None and not isinstance(item[name], str):
+                raise NotAcceptable(f"value[{index}].{name} must be a string")
+    return items
 
 
 def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | None], *,
@@ -49,17 +80,19 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
         subscription_id = str(item.get("subscriptionId") or "")
         subscription = lookup(subscription_id) if subscription_id else None
         if subscription is None:
-            result.dropped.append(f"unknown subscription {subscription_id or '(none)'}")
+            result.drop("unknown subscription", f"unknown subscription {subscription_id[:80] or '(none)'}")
             continue
         if not hmac.compare_digest(str(item.get("clientState") or "").encode(), subscription.client_state.encode()):
-            result.dropped.append(f"wrong clientState for subscription {subscription_id}")
+            result.drop("wrong clientState", f"wrong clientState for subscription {subscription_id}")
             continue
         if str(item.get("tenantId") or "").lower() != subscription.tenant_id.lower():
-            result.dropped.append(f"subscription {subscription_id} belongs to another tenant than {item.get('tenantId')}")
+            result.drop("other tenant", f"subscription {subscription_id} belongs to another tenant than "
+                                        f"{str(item.get('tenantId'))[:80]}")
             continue
         event = item.get("lifecycleEvent") if lifecycle else None
-        if lifecycle and event not in {"reauthorizationRequired", "subscriptionRemoved", "missed"}:
-            result.dropped.append(f"unknown lifecycle event {event!r} for subscription {subscription_id}")
+        if lifecycle and event not in LIFECYCLE_EVENTS:
+            result.drop("unknown lifecycleEvent",
+                        f"unknown lifecycleEvent {str(event)[:80]!r} for subscription {subscription_id}")
             continue
         request = result.sync_requests.setdefault(subscription.tenant_id, {
             "tenant_id": subscription.tenant_id, "reason": "notification", "received_at": received_at,
@@ -73,29 +106,79 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
 
 class SubscriptionCache:
     """Subscription rows by id, kept for a short while so that a burst of notifications costs one
-    table read per subscription, not one per item. A known subscription older than the TTL is
-    still answered from the cache while one background read refreshes it (at most twice the TTL
-    old), so no acknowledgement waits for that read; an unknown one is read at once."""
+    table read per subscription, not one per item. A known subscription older than the TTL (up
+    to twice it) is still answered from the cache while one background read renews it, so no
+    acknowledgement waits for that read.
 
-    def __init__(self, load: Callable[[str], Subscription | None], ttl_seconds: float = 30.0):
-        self._load, self._ttl = load, ttl_seconds
-        self._cache: dict[str, tuple[float, Subscription | None]] = {}
-        self._refreshing: set[str] = set()
+    Unknown ids are remembered too, for `negative_ttl_seconds` only (a forged flood repeats its
+    ids; a genuine id is unknown only before its row is saved, and Graph creates the
+    subscription before Prorata saves it, so a short memory loses nothing a delta does not
+    cover). Within one request at most `reads_per_request` ids are read one by one; past that
+    the whole (small) subscription table is read once and answers for every other id, so a
+    body of a thousand invented ids costs a few reads, not a thousand.
+    """
+
+    def __init__(self, load: Callable[[str], Subscription | None],
+                 load_all: Callable[[], list[Subscription]] | None = None, *, ttl_seconds: float = 30.0,
+                 negative_ttl_seconds: float = 5.0, reads_per_request: int = 8, max_entries: int = 20_000,
+                 clock: Callable[[], float] = time.monotonic):
+        self._load, self._load_all = load, load_all
+        self._ttl, self._negative_ttl = ttl_seconds, negative_ttl_seconds
+        self._reads_per_request, self._max_entries, self._clock = reads_per_request, max_entries, clock
+        self._cache: OrderedDict[str, tuple[float, Subscription | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()
+        self.reads = 0  # table reads made (point reads and listings), for tests and logs
 
     def __call__(self, subscription_id: str) -> Subscription | None:
-        now = time.monotonic()
-        hit = self._cache.get(subscription_id)
-        if hit and hit[1] is not None:
-            age = now - hit[0]
-            if age < self._ttl:
-                return hit[1]
-            if age < 2 * self._ttl:
-                self._refresh_later(subscription_id)
-                return hit[1]
-        value = self._load(subscription_id)
-        self._cache[subscription_id] = (now, value)
-        return value
+        return self.for_request()(subscription_id)
+
+    def _cached(self, subscription_id: str, now: float) -> tuple[bool, Subscription | None]:
+        with self._lock:
+            hit = self._cache.get(subscription_id)
+        if hit is None:
+            return False, None
+        at, value = hit
+        if value is not None and self._ttl <= now - at < 2 * self._ttl:
+            self._refresh_later(subscription_id)  # answered now; one read in the background renews it
+            return True, value
+        fresh = now - at < (self._ttl if value is not None else self._negative_ttl)
+        return fresh, value if fresh else None
+
+    def _remember(self, subscription_id: str, value: Subscription | None, now: float) -> None:
+        with self._lock:
+            self._cache[subscription_id] = (now, value)
+            self._cache.move_to_end(subscription_id)
+            while len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
+
+    def for_request(self) -> Callable[[str], Subscription | None]:
+        """A lookup for the items of one request (its read budget is its own)."""
+        budget = self._reads_per_request
+        listing: dict[str, Subscription] | None = None
+
+        def lookup(subscription_id: str) -> Subscription | None:
+            nonlocal budget, listing
+            now = self._clock()
+            known, value = self._cached(subscription_id, now)
+            if known:
+                return value
+            if listing is not None:
+                value = listing.get(subscription_id)
+            elif budget > 0 or self._load_all is None:
+                budget -= 1
+                self.reads += 1
+                value = self._load(subscription_id)
+            else:
+                self.reads += 1
+                listing = {s.subscription_id: s for s in self._load_all()}
+                for found in listing.values():
+                    self._remember(found.subscription_id, found, now)
+                value = listing.get(subscription_id)
+            self._remember(subscription_id, value, now)
+            return value
+
+        return lookup
 
     def _refresh_later(self, subscription_id: str) -> None:
         with self._lock:
@@ -105,7 +188,8 @@ class SubscriptionCache:
 
         def refresh() -> None:
             try:
-                self._cache[subscription_id] = (time.monotonic(), self._load(subscription_id))
+                self.reads += 1
+                self._remember(subscription_id, self._load(subscription_id), self._clock())
             except Exception:  # noqa: BLE001 - the next call past twice the TTL reads it in line
                 pass
             finally:

@@ -104,6 +104,19 @@ class InvoiceStore:
             raise Conflict(f"invoice row {record.partition_key}/{record.row_key} changed meanwhile")
         return InvoiceRecord({**record.values, **changes}, etag)
 
+    def by_number(self, number: str) -> InvoiceRecord | None:
+        """The record of the invoice with this number (a scan of the table: for a person's
+        command, not for hot paths)."""
+        rows = self._table.query_entities("number eq @number", parameters={"number": number})
+        found = next((Record.of(row) for row in rows), None)
+        return None if found is None else InvoiceRecord(found.values, found.etag)
+
+    def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
+        """Every month's record of one client (one partition), oldest first."""
+        rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
+        records = (Record.of(row) for row in rows)
+        return sorted((InvoiceRecord(r.values, r.etag) for r in records), key=lambda record: record.period)
+
 
 # --------------------------------------------------------------------------- runs table
 

@@ -11,8 +11,8 @@ class StorageQueues:
     def __init__(self, storage: Storage):
         self._storage = storage
 
-    def send(self, queue: str, message: JsonObject) -> None:
-        self._storage.queue(queue).send_message(json.dumps(message))
+    def send(self, queue: str, message: JsonObject, *, delay_seconds: int = 0) -> None:
+        self._storage.queue(queue).send_message(json.dumps(message), visibility_timeout=delay_seconds or None)
 
     def sender(self, queue: str) -> "QueueSender":
         """A function sending ready-made JSON text to one queue (the webhook's group commit)."""

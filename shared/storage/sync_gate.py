@@ -25,7 +25,7 @@ from typing import Any
 from shared.billing.observations import format_instant, parse_instant
 from shared.errors import Busy
 from shared.storage.records import Record, TableValue
-from shared.storage.tables import create_or_get, merge_if_unchanged
+from shared.storage.tables import create_or_get, merge_if_unchanged, read
 
 PARTITION = "sync-lock"
 
@@ -57,6 +57,11 @@ class SyncGate:
     def _row(self, tenant_id: str) -> Record:
         return create_or_get(self._table, {"PartitionKey": PARTITION, "RowKey": tenant_id, "owner": "",
                                            "until": "", "pending": False, "started": ""})
+
+    def last_started(self, tenant_id: str) -> datetime | None:
+        """When the tenant's latest delta began (None if it never ran); reads only."""
+        row = read(self._table, PARTITION, tenant_id)
+        return row.time("started") if row is not None else None
 
     def _change(self, row: Record, **fields: TableValue) -> bool:
         """Merges fields into the row if nobody changed it since it was read."""

@@ -125,6 +125,14 @@ class FakeInvoices:
         etag = self.table.merge(record.partition_key, record.row_key, changes, record.etag)
         return InvoiceRecord({**record.values, **changes}, etag)
 
+    def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
+        return sorted((InvoiceRecord(dict(values), etag) for (pk, _), (values, etag) in self.table.rows.items()
+                       if pk == tenant_id), key=lambda record: record.period)
+
+    def by_number(self, number: str) -> InvoiceRecord | None:
+        return next((InvoiceRecord(dict(values), etag) for values, etag in self.table.rows.values()
+                     if values.get("number") == number), None)
+
 
 class FakeRuns:
     def __init__(self) -> None:
@@ -249,9 +257,11 @@ class FakeMailer:
 class FakeQueues:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.delays: list[int] = []
 
-    def send(self, queue: str, message: dict[str, Any]) -> None:
+    def send(self, queue: str, message: dict[str, Any], *, delay_seconds: int = 0) -> None:
         self.sent.append((queue, message))
+        self.delays.append(delay_seconds)
 
 
 class NoSkus:

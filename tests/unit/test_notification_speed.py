@@ -34,13 +34,6 @@ def test_a_known_subscription_past_its_ttl_is_answered_at_once_and_read_again_in
     assert reads == ["s-1", "s-1"]  # one background read, however many calls came meanwhile
 
 
-def test_an_unknown_subscription_is_read_every_time():
-    reads = []
-    cache = SubscriptionCache(lambda s: reads.append(s), ttl_seconds=30)
-    assert cache("s-2") is None and cache("s-2") is None
-    assert reads == ["s-2", "s-2"]
-
-
 def test_a_slow_queue_write_does_not_hold_up_the_next_calls_notifications():
     first_started, release, sent = threading.Event(), threading.Event(), []
 

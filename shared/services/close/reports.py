@@ -36,10 +36,12 @@ class Outcome(StrEnum):
     NOTHING_TO_BILL = "nothing to bill"
     ALREADY_CLOSED = "already closed"
     FAILED = "failed"
+    HELD = "held"
+    IN_REVIEW = "in review"
 
 
-EMAILED_OUTCOME, NOTHING_OUTCOME, ALREADY_OUTCOME, FAILED_OUTCOME = (
-    Outcome.EMAILED, Outcome.NOTHING_TO_BILL, Outcome.ALREADY_CLOSED, Outcome.FAILED)
+EMAILED_OUTCOME, NOTHING_OUTCOME, ALREADY_OUTCOME, FAILED_OUTCOME, HELD_OUTCOME = (
+    Outcome.EMAILED, Outcome.NOTHING_TO_BILL, Outcome.ALREADY_CLOSED, Outcome.FAILED, Outcome.HELD)
 
 
 def month_label(period: Period) -> str:
@@ -105,6 +107,18 @@ def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
                     "so no invoice was issued or emailed.")
         return TenantOutcome(**common, kind=ALREADY_OUTCOME if already else NOTHING_OUTCOME, sentence=sentence)
     number, to = row.get("number", ""), row.get("emailed_to", "")
+    if row.get("step") == Step.IN_REVIEW:
+        until = row.get("review_until")
+        sentence = (f"Drafted {label} for {name}: {plural(users, 'user')}, {money(total, currency)}; kept a draft "
+                    f"until {until} (REVIEW_DAYS), then numbered and emailed with any late changes.")
+        return TenantOutcome(**common, kind=Outcome.IN_REVIEW, sentence=sentence, reason=f"draft until {until}")
+    if row.get("step") == Step.HELD:
+        reason = str(row.get("hold_reason", ""))
+        sentence = (f"{label} for {name} was closed before: invoice {number} is held ({reason})." if already else
+                    f"Held {number} for {name}: {reason}. It is numbered and archived, not emailed; "
+                    f"./dev invoice release --number {number} (or POST /api/invoices/{number}/release) emails it.")
+        return TenantOutcome(**common, kind=ALREADY_OUTCOME if already else HELD_OUTCOME, sentence=sentence,
+                             number=number, reason=reason)
     if already:
         sentence = (f"{label} for {name} was closed before: invoice {number} "
                     f"({money(total, currency)}) emailed at {row.get('emailed_at')}.")
@@ -120,6 +134,10 @@ def summary_text(summary: RunSummary) -> str:
     period = Period.parse(summary["period"])
     parts = [f"Run {summary['run_id']} (month-end close of {month_label(period)}, {summary.get('trigger')}): "
              f"{plural(summary['tenants'], 'client')}; {plural(summary['emailed'], 'invoice')} emailed"]
+    if summary.get("held"):
+        parts.append(f", {summary['held']} held")
+    if summary.get("in_review"):
+        parts.append(f", {summary['in_review']} kept as drafts for review")
     if summary.get("nothing_to_bill"):
         parts.append(f", {summary['nothing_to_bill']} with nothing to bill")
     if summary.get("already_closed"):
@@ -130,6 +148,8 @@ def summary_text(summary: RunSummary) -> str:
     if summary.get("csv"):
         parts.append(f"; invoice lines in {summary['csv']}")
     parts.append(".")
+    for hold in summary.get("holds", []):
+        parts.append(f" Held {hold['number']} for {hold.get('name')}: {hold.get('reason')}.")
     failures = summary.get("failures", [])
     for failure in failures[:20]:
         parts.append(f" Failed: {failure.get('name') or failure['tenant_id']}: {failure.get('reason')}.")
@@ -204,6 +224,9 @@ class RunReports:
             "invoices": sorted(invoices, key=lambda i: i["number"]),
             "failures": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "reason": m.get("reason")}
                          for m in members if m.get("outcome") == FAILED_OUTCOME],
+            "held": count[HELD_OUTCOME], "in_review": count[Outcome.IN_REVIEW],
+            "holds": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "number": m.get("number"),
+                       "reason": m.get("reason")} for m in members if m.get("outcome") == HELD_OUTCOME],
             "csv": f"{self.archive.container_name}/{csv_name}" if csv_name else None,
         }
         if self.runs.record_summary(header, summary, now):

@@ -27,7 +27,10 @@ from shared.storage.records import Conflict, InvoiceRecord, TableValue
 
 log = logging.getLogger("prorata.close")
 
-LEASE_TTL = timedelta(minutes=5)   # a runner renews it at every step; a dead runner's lease expires
+# A runner renews its lease at every step, so the lease needs to outlast the longest step only
+# (render + archive, or one Graph mail call with its retries: well under a minute); after a
+# crash another runner takes over once it expires.
+LEASE_TTL = timedelta(minutes=2)
 BUSY_WAIT_SECONDS = 90.0           # how long a runner waits for another runner of the same invoice
 
 

@@ -52,6 +52,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,8 @@ from shared.billing import Invoice, Period, compute_invoice
 from shared.billing.money import format_money
 from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
-from shared.errors import CloseError, TenantNotOnboarded
+from shared.billing.holds import Billed, hold_reason, rules_for
+from shared.errors import CloseError, InvoiceNotFound, TenantNotOnboarded
 from shared.invoicing.steps import FINISHED_STEPS, Step
 from shared.messages import CLOSE_QUEUE, CloseRequest, JsonObject
 from shared.ports import (
@@ -85,6 +87,12 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("prorata.close")
 
 STALE_CLAIM = timedelta(minutes=30)  # a claimed row never started after this is queued again
+
+
+def _billed(record: InvoiceRecord) -> Billed:
+    """What the guardrails compare of a stored invoice."""
+    return Billed(Period.parse(record.period), record.number, Decimal(str(record.get("total", "0"))),
+                  str(record.get("currency", "")), int(record.get("users", 0)))
 
 
 @dataclass
@@ -282,6 +290,13 @@ class CloseService:
     async def _close(self, tenant_id: str, period: Period, run_id: str | None) -> TenantOutcome:
         owner = uuid.uuid4().hex
         row = await self.runner.acquire(tenant_id, period, owner, run_id)
+        until = row.time("review_until")
+        if row.get("step") == Step.IN_REVIEW and until is not None and until <= self.now():
+            try:  # the review window is over: computed again (late changes land), numbered, sent
+                self.invoices.update(row, {"step": Step.QUEUED, "status": "in progress"})
+            except Conflict:
+                pass  # another runner resumed it: acquire waits for it or finds it finished
+            row = await self.runner.acquire(tenant_id, period, owner, run_id)
         if row.get("step") in FINISHED_STEPS:
             mine = run_id is not None and row.get("run_id") == run_id
             return outcome_of(row, period, already=not mine)
@@ -313,11 +328,27 @@ class CloseService:
             "tax_rate": str(invoice.plan.tax_rate), "lines": len(invoice.lines), "users": invoice.billable_users,
             "issued_on": issued_on.isoformat(), "due_on": due_on.isoformat(), "computed_at": format_instant(now),
         }
+        review_until = end + timedelta(days=self._review_days())
         if not invoice.lines:
             self.runner.save(work, {**common, "step": Step.NOTHING_TO_BILL, "status": Step.NOTHING_TO_BILL},
                              release=True)
+        elif now < review_until:
+            # Review window (Lago's grace period): a draft without a number until REVIEW_DAYS after the
+            # month; then computed again, so that late changes land, numbered and sent.
+            # The resuming message is sent first: if recording the draft fails, the retry sends another.
+            until = format_instant(review_until)
+            self.queues.send(CLOSE_QUEUE, CloseRequest(tenant_id, str(period)).to_json(),
+                             delay_seconds=int((review_until - now).total_seconds()) + 60)
+            self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.IN_REVIEW,
+                                    "status": f"draft until {until}", "review_until": until}, release=True)
         else:
             self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.COMPUTED, "status": "in progress"})
+
+    def _review_days(self) -> int:
+        days = self.settings.integer("REVIEW_DAYS")
+        if not 0 <= days <= 6:  # a queue message waits at most 7 days
+            raise CloseError(f"setting REVIEW_DAYS must be 0 to 6, got {days}")
+        return days
 
     async def _number(self, work: Attempt) -> None:
         work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now(), work.row)
@@ -349,10 +380,27 @@ class CloseService:
         self.runner.save(work, {"step": Step.STORED, "stored_at": format_instant(self.now()), "blob": name,
                                 "pdf_bytes": stored.size, "pdf_sha256": stored.sha256})
 
+    def hold_reason(self, row: InvoiceRecord) -> str | None:
+        """Why this stored invoice must not be emailed yet (shared/billing/holds.py), or None."""
+        tenant = self.tenants.get(row.tenant_id)
+        rules = rules_for(self.settings.get, tenant.plan.holds if tenant else {})
+        if not rules.enabled:
+            return None
+        earlier = [r for r in self.invoices.of_tenant(row.tenant_id) if r.period < row.period and r.number]
+        previous = _billed(earlier[-1]) if earlier else None
+        return hold_reason(_billed(row), previous, rules)
+
     async def _draft(self, work: Attempt) -> None:
         from shared.invoicing import render_email
 
         row = work.row
+        if not row.get("released_at"):
+            reason = self.hold_reason(row)
+            if reason:
+                # Guardrail: numbered, rendered and archived, but not emailed until a person releases it.
+                self.runner.save(work, {"step": Step.HELD, "status": "held", "held_at": format_instant(self.now()),
+                                        "hold_reason": reason}, release=True)
+                return
         contacts = row.contacts
         if not contacts:
             raise CloseError("the client has no billing contact to email the invoice to")
@@ -374,6 +422,28 @@ class CloseService:
         self.runner.save(work, {"step": Step.EMAILED, "status": "done", "emailed_at": format_instant(self.now()),
                                 "emailed_to": ", ".join(row.contacts)}, release=True)
 
+    # -- releasing a held invoice ----------------------------------------------------------------
+    async def release(self, number: str) -> TenantOutcome:
+        """Emails a held invoice (exactly once, however often it is released). Raises
+        InvoiceNotFound, or CloseError if the invoice is not held."""
+        record = self.invoices.by_number(number)
+        if record is None:
+            raise InvoiceNotFound(number)
+        period = Period.parse(record.period)
+        if record.step == Step.EMAILED:
+            return outcome_of(record, period, already=True)
+        if record.step != Step.HELD and not record.get("released_at"):
+            raise CloseError(f"invoice {number} is not held (its close is at the {record.step} step)")
+        if record.step == Step.HELD:
+            try:
+                self.invoices.update(record, {"step": Step.STORED, "status": "released",
+                                              "released_at": format_instant(self.now())})
+                log.info("Released invoice %s for %s (held: %s); emailing it now.", number,
+                         record.get("client_name") or record.tenant_id, record.get("hold_reason"))
+            except Conflict:
+                pass  # released meanwhile by someone else: the close below finds its state
+        return await self.close_tenant(record.tenant_id, period)
+
     # -- runs ----------------------------------------------------------------------------------
     def finish_run(self, run_id: str) -> RunSummary | None:
         return self.reports.finish_run(run_id)
@@ -382,11 +452,13 @@ class CloseService:
         return self.reports.run_report(run_id)
 
     # -- by hand (./dev close) -----------------------------------------------------------------
-    async def close_by_hand(self, period: Period, tenant_ids: list[str] | None = None, *,
-                            concurrency: int = 1) -> tuple[str | None, list[TenantOutcome], list[str]]:
+    async def close_by_hand(self, period: Period, tenant_ids: list[str] | None = None, *, concurrency: int = 1,
+                            backdated: bool = False) -> tuple[str | None, list[TenantOutcome], list[str]]:
         """Closes the month for the given tenants (default: every client the timer's rule bills
         for the month, schedule.bills_month) directly, with the same steps and guarantees as the
-        queue function. Returns (run id, outcomes, why tenants were skipped)."""
+        queue function. A month that ended before a named tenant was onboarded is billed only
+        when `backdated` (the MSP asks for a back-dated start, e.g. after `./dev ledger import`).
+        Returns (run id, outcomes, why tenants were skipped)."""
         now = self.now()
         skipped: list[str] = []
         chosen: list[Tenant] = []
@@ -395,6 +467,10 @@ class CloseService:
                 tenant = self.tenants.get(tenant_id)
                 if tenant is None:
                     skipped.append(f"{tenant_id}: not onboarded")
+                elif not backdated and tenant.onboarded_at is not None and \
+                        tenant.onboarded_at >= period.end(tenant.plan.timezone):
+                    skipped.append(f"{tenant.name}: onboarded {format_instant(tenant.onboarded_at)}, after "
+                                   f"{month_label(period)} ended (to bill a back-dated start, pass --backdated)")
                 else:
                     chosen.append(tenant)
         else:

@@ -1,0 +1,53 @@
+"""Onboarding a client whose admin has not consented yet: stored as awaiting_consent, answered
+202 with the admin-consent URL, never billed, and active by itself once consent exists."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.tenants import ACTIVE, AWAITING_CONSENT
+from tests.integration.stack import call, running_stack, wait_for
+
+APP_ID = "11111111-2222-4333-8444-555555555555"
+CLIENT = "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"
+
+
+def onboarding() -> dict:
+    return {"plan": {"tenant_id": CLIENT, "name": "Late Consent Ltd", "currency": "USD", "timezone": "America/Chicago",
+                     "per_user_price": "30.00"}, "billing_contacts": ["ap@late.example"]}
+
+
+@pytest.fixture(scope="module")
+def stack(azurite):
+    with running_stack(azurite.connection_string, GRAPH_APP_CLIENT_ID=APP_ID) as running:
+        yield running
+
+
+def listed(host) -> dict:
+    status, _, body = call(host, "GET", "/api/tenants")
+    assert status == 200
+    return {row["tenant_id"]: row for row in json.loads(body)}
+
+
+def test_an_unconsented_client_is_answered_202_with_the_consent_url_then_activates_by_itself(stack):
+    sim, host, app = stack
+    status, _, body = call(host, "POST", "/api/tenants", onboarding())
+    answer = json.loads(body)
+    assert status == 202, answer
+    assert answer["status"] == AWAITING_CONSENT
+    assert answer["consent_url"] == f"https://login.microsoftonline.com/{CLIENT}/adminconsent?client_id={APP_ID}"
+    assert "has not consented yet" in answer["message"]
+    row = listed(host)[CLIENT]
+    assert row["status"] == AWAITING_CONSENT and row["users"] == 0 and row["last_sync"] is None
+    assert app.tenants.get(CLIENT).status == AWAITING_CONSENT and app.subscriptions.for_tenant(CLIENT) == []
+
+    # The next day the admin has consented (the tenant now answers), and the daily timer runs.
+    sim.add_tenant(CLIENT, "Late Consent Ltd", "late.example")
+    sim.create_user(CLIENT, "Ivy Ng", "ivy@late.example")
+    sim.create_user(CLIENT, "Jo Park", "jo@late.example")
+    assert call(host, "POST", "/admin/functions/daily_sync", {"input": ""})[0] == 202
+    wait_for(lambda: app.tenants.get(CLIENT).status == ACTIVE and app.subscriptions.for_tenant(CLIENT),
+             what="the client to become active")
+    row = wait_for(lambda: (r := listed(host)[CLIENT])["users"] == 2 and r, what="the baseline in the listing")
+    assert row["status"] == ACTIVE and row["last_sync"] is not None and row["last_invoice"] is None
