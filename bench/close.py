@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from azure.core.pipeline.transport import RequestsTransport  # noqa: E402
 
 from devtools.azurite import Azurite  # noqa: E402
+from devtools.grants import consent_msp  # noqa: E402
 from shared.app import Prorata  # noqa: E402
 from shared.billing import Observation, Period, parse_plan  # noqa: E402
 from shared.invoicing.pdf_pool import cores, render_pdf_in_pool  # noqa: E402
@@ -130,6 +131,7 @@ def main() -> int:
         try:
             sim.call("POST", "/tenants", {"tenant_id": MSP, "name": "Northwind MSP", "domain": "northwind-msp.example"})
             sim.call("POST", f"/tenants/{MSP}/users", {"display_name": "Billing", "upn": MAILBOX})
+            consent_msp(sim, MSP, MAILBOX)
             app = Prorata(Settings({"AzureWebJobsStorage": azurite.connection_string, "GRAPH_BASE_URL": sim.base_url,
                                     "GRAPH_AUTH": "static", "GRAPH_STATIC_TOKEN": "sim-token.{tenant_id}",
                                     "MSP_TENANT_ID": MSP, "INVOICE_MAILBOX": MAILBOX, "BRAND_NAME": "Northwind MSP"}),

@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from azure.data.tables import TableClient  # noqa: E402
 
 from devtools.azurite import Azurite, free_ports, port_answers  # noqa: E402
+from devtools.grants import consent_client  # noqa: E402
 
 KEY = "bench-key"
 ACK_P99, FRESH_P95 = 0.050, 2.0
@@ -74,6 +75,13 @@ class Simulator:
         if response.status >= 300:
             raise RuntimeError(f"simulator {method} {path}: {response.status} {payload[:200]!r}")
         return json.loads(payload) if payload else None
+
+    def grant(self, tenant_id: str, *roles: str) -> list[str]:
+        """Admin consent in a tenant (devtools.grants calls it as on the in-process simulator)."""
+        return self.call("POST", f"/tenants/{tenant_id}/grant", {"roles": list(roles)})["roles"]
+
+    def grant_mailbox(self, tenant_id: str, mailbox: str, *roles: str) -> list[str]:
+        return self.call("POST", f"/tenants/{tenant_id}/grant_mailbox", {"mailbox": mailbox, "roles": list(roles)})["roles"]
 
     def stop(self) -> None:
         self.process.terminate()
@@ -253,6 +261,7 @@ def main() -> None:
             setup = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for n, tenant_id in enumerate(tenants):
                 sim.call("POST", "/tenants", {"tenant_id": tenant_id, "name": f"Client {n}", "domain": f"client{n}.example"})
+                consent_client(sim, tenant_id)
                 sim.call("POST", f"/tenants/{tenant_id}/skus", {"sku_part_number": "SPB", "prepaid": 100_000})
                 sim.call("POST", f"/tenants/{tenant_id}/users", {"display_name": "First User",
                                                                  "upn": f"first@client{n}.example", "skus": ["SPB"]})

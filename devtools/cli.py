@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close": ("devtools.cmd_close", "close a month by hand: invoices computed, numbered, archived and emailed exactly once"),
     "invoice": ("devtools.cmd_invoice", "preview a client's invoice (month to date) or show where its close stands"),
     "graph-sim": ("devtools.cmd_graph_sim", "run the Graph simulator on 127.0.0.1 (local stand-in for Microsoft Graph)"),
+    "check-infra": ("devtools.cmd_check_infra", "checkov on infra/bicep (its own .venv-checkov), every skip justified inline"),
 }
 
 

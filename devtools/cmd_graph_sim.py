@@ -1,7 +1,11 @@
 """./dev graph-sim: run the Graph simulator on 127.0.0.1 until Ctrl-C.
 
 Drive it from another process through its control API (`/_sim/...`, JSON, no auth), e.g.
-  curl -s -XPOST localhost:PORT/_sim/tenants -d '{"tenant_id": "contoso", "name": "Contoso"}'
+  curl -s -XPOST localhost:PORT/_sim/tenants -d '{"tenant_id": "contoso", "name": "Contoso",
+       "roles": ["User.Read.All", "LicenseAssignment.Read.All"]}'
+A tenant holds only the application permissions granted to it (--tenant grants what
+docs/deploy.md grants a client tenant, the MSP tenant what it grants the MSP); anything else
+answers 403, as Graph does.
 Graph clients use base URL http://127.0.0.1:PORT/v1.0 and token `sim-token.{tenant_id}`.
 By default it listens on the port of GRAPH_BASE_URL in local.settings.json and holds the MSP's
 tenant (MSP_TENANT_ID) with the invoicing mailbox (INVOICE_MAILBOX), so that `./dev close`
@@ -36,6 +40,7 @@ def main(argv: list[str]) -> int:
                         help="do not create the MSP tenant and invoicing mailbox of the settings")
     args = parser.parse_args(argv)
 
+    from devtools.grants import consent_client, consent_msp
     from devtools.graph_sim import GraphSimulator
     from devtools.local_app import local_settings
 
@@ -48,10 +53,14 @@ def main(argv: list[str]) -> int:
         sim.add_tenant(msp, settings.get("BRAND_NAME") or "MSP", mailbox.split("@")[-1] if mailbox else None)
         if mailbox:
             sim.create_user(msp, "Invoicing", mailbox)
+            consent_msp(sim, msp, mailbox)  # as docs/deploy.md grants the MSP
+        else:
+            consent_client(sim, msp)
         made = f"MSP tenant {msp}{f' with the invoicing mailbox {mailbox}' if mailbox else ''} (from the settings)."
     for spec in args.tenant:
         parts = [p.strip() or None for p in spec.split(",")]
         sim.add_tenant(parts[0], *(parts[1:3]))
+        consent_client(sim, parts[0])
     if args.delta_page_size:
         sim.set_delta_page_size(args.delta_page_size)
     sim.start()

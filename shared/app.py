@@ -156,7 +156,8 @@ class Prorata:
         from shared.services.tenant_sync import TenantSync
         return TenantSync(tenants=self.tenants, subscriptions=self.subscriptions, ledger=self.ledger,
                           gate=self.sync_gate, graph=self._graph, manager=lambda: self.subscription_manager,
-                          clock=self.now, pool=lambda: self.sync_pool)
+                          clock=self.now, pool=lambda: self.sync_pool, queues=self.queues,
+                          recheck_delays=tuple(int(s) for s in self.settings.csv("SYNC_RECHECK_SECONDS")))
 
     @cached_property
     def sync_pool(self) -> ThreadPoolExecutor:

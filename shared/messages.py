@@ -32,6 +32,8 @@ class SyncRequest:
     received_at: float | None = None
     subscription_id: str | None = None
     lifecycle_events: tuple[str, ...] = field(default_factory=tuple)
+    user_ids: tuple[str, ...] = field(default_factory=tuple)  # notified users, checked again if a delta misses them
+    recheck: int = 0  # how many re-checks came before this one (shared/services/sync.py)
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> "SyncRequest":
@@ -41,11 +43,15 @@ class SyncRequest:
         received = data.get("received_at")
         subscription_id = data.get("subscription_id")
         events = data.get("lifecycle_events") or []
+        users = data.get("user_ids") or []
+        recheck = data.get("recheck")
         return cls(tenant_id=tenant_id, reason=str(data.get("reason") or ""),
                    received_at=float(received) if isinstance(received, (int, float)) and not isinstance(received, bool)
                    else None,
                    subscription_id=subscription_id if isinstance(subscription_id, str) and subscription_id else None,
-                   lifecycle_events=tuple(str(e) for e in events) if isinstance(events, list) else ())
+                   lifecycle_events=tuple(str(e) for e in events) if isinstance(events, list) else (),
+                   user_ids=tuple(str(u) for u in users) if isinstance(users, list) else (),
+                   recheck=recheck if isinstance(recheck, int) and not isinstance(recheck, bool) and recheck > 0 else 0)
 
     def to_json(self) -> JsonObject:
         data: JsonObject = {"tenant_id": self.tenant_id, "reason": self.reason}
@@ -55,6 +61,10 @@ class SyncRequest:
             data["subscription_id"] = self.subscription_id
         if self.lifecycle_events:
             data["lifecycle_events"] = list(self.lifecycle_events)
+        if self.user_ids:
+            data["user_ids"] = list(self.user_ids)
+        if self.recheck:
+            data["recheck"] = self.recheck
         return data
 
 

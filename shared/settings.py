@@ -54,6 +54,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "HOLDS_ENABLED": ("true", "hold invoices by the HOLD_* rules (false: every invoice is emailed at once)"),
     "REVIEW_DAYS": ("0", "days every invoice stays a draft after its month ends (0 to 6), so that late changes "
                     "land before it is numbered and emailed"),
+    "SYNC_RECHECK_SECONDS": ("30,120,600", "delays before re-checking notified users a delta did not show yet"),
 }
 
 

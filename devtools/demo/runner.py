@@ -18,6 +18,7 @@ from pathlib import Path
 
 from devtools.azurite import Azurite, free_ports
 from devtools.demo.scenario import CLIENTS, Month, plan_month
+from devtools.grants import consent_client, consent_msp
 from devtools.graph_sim import GraphSimulator
 from devtools.host import DevHost
 from shared.billing import Period
@@ -92,12 +93,13 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 */6 * * *",
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
-            "INVOICE_NUMBER_PREFIX": "NW-",
+            "INVOICE_NUMBER_PREFIX": "NW-", "SYNC_RECHECK_SECONDS": "1,2",
         }
         start = period.start("UTC") - timedelta(days=3)
         clock = Clock(sim, start)
         sim.add_tenant(MSP_TENANT, "Northwind MSP", "northwind-msp.example")
         sim.create_user(MSP_TENANT, "Billing", MAILBOX, created=start - timedelta(days=900))
+        consent_msp(sim, MSP_TENANT, MAILBOX)  # exactly what docs/deploy.md grants
         # The host's own timers stay off: the demo fires them at the simulated times instead.
         host = DevHost(settings=settings, port=port, enable_timers=False).start()
         try:
@@ -140,6 +142,7 @@ def onboard(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> N
     say("[2/5] Onboarding three clients (plan, billing contacts, baseline sync, Graph subscription) ...")
     for client in CLIENTS:
         sim.add_tenant(client.tenant_id, client.name, client.domain)
+        consent_client(sim, client.tenant_id)
         for sku, prepaid in client.skus.items():
             sim.add_sku(client.tenant_id, sku, prepaid=prepaid)
         for n, (name, upn, skus, kind) in enumerate(month.baseline[client.tenant_id]):

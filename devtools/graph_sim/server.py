@@ -127,6 +127,7 @@ class SimHandler(BaseHTTPRequestHandler):
         query = _query(split.query)
         status = 500
         tenant = None
+        self._operations: list[str] = []  # the Graph operations (doc page names) this request ran
         try:
             try:
                 body = self._read_body()
@@ -143,7 +144,7 @@ class SimHandler(BaseHTTPRequestHandler):
             except _Reply as reply:
                 status, out, headers = reply.status, reply.body, reply.headers
             # recorded before answering, so a client that got its answer finds its request here
-            self.sim._record_request(method, self.path, status, tenant, started)
+            self.sim._record_request(method, self.path, status, tenant, started, operations=self._operations)
             self._send(status, out, headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -234,15 +235,22 @@ class SimHandler(BaseHTTPRequestHandler):
             if method not in allowed:
                 raise GraphError(405, "Request_BadRequest", f"The HTTP method '{method}' is not allowed on this resource.")
 
+        def need(operation: str, mailbox: str | None = None) -> None:
+            # 403 unless the token holds a permission the operation's doc page lists (permissions.py)
+            state.authorize(tenant, operation, mailbox)
+            self._operations.append(operation)
+
         if low[:1] == ["users"]:
             if n == 1:
                 only("GET")
+                need("user-list")
                 _refuse_options(query, ("$expand", "$orderby", "$search", "$count"))
                 return 200, state.list_users(tenant, base=base, select_text=query.get("$select"),
                                              top=query.get("$top"), skiptoken=query.get("$skiptoken"),
                                              filter_text=query.get("$filter")), {}
             if n == 2 and low[1] in ("delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"):
                 only("GET")
+                need("user-delta")
                 _refuse_options(query, ("$filter", "$expand", "$orderby", "$search", "$count", "$top"))
                 page_size = _max_page_size(headers.get("Prefer") or headers.get("prefer"))
                 out = state.users_delta(tenant, base=base, select_text=query.get("$select"),
@@ -253,49 +261,63 @@ class SimHandler(BaseHTTPRequestHandler):
             mailbox = seg[1]
             if n == 2:
                 only("GET")
+                need("user-get")
                 return 200, state.get_user(tenant, mailbox, base=base, select_text=query.get("$select")), {}
             if n == 3 and low[2] in ("sendmail", "microsoft.graph.sendmail"):
                 only("POST")
+                need("user-sendmail", mailbox)
                 state.send_mail(tenant, mailbox, self._json(body))
                 return 202, None, {}
             if low[2:3] == ["messages"]:
                 if n == 3:
                     only("POST")
+                    need("user-post-messages", mailbox)
                     return 201, state.create_draft(tenant, mailbox, self._json(body), base=base), {}
                 message_id = seg[3]
                 if n == 4:
                     only("GET")
+                    need("message-get", mailbox)
                     return 200, state.get_draft(tenant, mailbox, message_id, base=base), {}
                 if n == 5 and low[4] in ("send", "microsoft.graph.send"):
                     only("POST")
+                    need("message-send", mailbox)
                     state.send_draft(tenant, mailbox, message_id)
                     return 202, None, {}
                 if n == 5 and low[4] == "attachments":
                     only("POST")
+                    need("message-post-attachments", mailbox)
                     return 201, state.add_draft_attachment(tenant, mailbox, message_id, self._json(body), base=base), {}
                 if n == 6 and low[4] == "attachments" and low[5] in ("createuploadsession", "microsoft.graph.createuploadsession"):
                     only("POST")
+                    need("attachment-createuploadsession", mailbox)
                     return 201, state.create_upload_session(tenant, mailbox, message_id, self._json(body), root=self._root()), {}
         if low == ["subscribedskus"]:
             only("GET")
+            need("subscribedsku-list")
             return 200, state.subscribed_skus(tenant, base=base), {}
         if low[:1] == ["subscriptions"]:
             if n == 1:
                 only("GET", "POST")
                 if method == "GET":
+                    need("subscription-list")
                     return 200, state.list_subscriptions(tenant, base=base), {}
+                need("subscription-post-subscriptions")
                 return 201, self.sim._create_subscription(tenant, self._json(body)), {}
             sub_id = seg[1]
             if n == 2:
                 only("GET", "PATCH", "DELETE")
                 if method == "GET":
+                    need("subscription-get")
                     return 200, state.get_subscription(tenant, sub_id, base=base), {}
                 if method == "PATCH":
+                    need("subscription-update")
                     return 200, state.renew_subscription(tenant, sub_id, self._json(body), base=base), {}
+                need("subscription-delete")
                 state.delete_subscription(tenant, sub_id)
                 return 204, None, {}
             if n == 3 and low[2] in ("reauthorize", "microsoft.graph.reauthorize"):
                 only("POST")
+                need("subscription-reauthorize")
                 state.reauthorize_subscription(tenant, sub_id)
                 return 204, None, {}
         shown = "/".join(seg) or "(root)"
@@ -310,6 +332,16 @@ class SimHandler(BaseHTTPRequestHandler):
         session_id = m.group(1)
         token = query.get("authtoken")
         if method == "PUT":
+            # attachment-createuploadsession: "Don't specify an Authorization request header in the
+            # PUT operation" (the URL carries its own token); Content-Type application/octet-stream
+            # is required beside Content-Range.
+            if self.headers.get("Authorization"):
+                raise GraphError(401, "InvalidAuthenticationToken",
+                                 "Do not send an Authorization header to an upload URL: its authtoken authorizes it.")
+            content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if content_type != "application/octet-stream":
+                raise GraphError(400, "ErrorInvalidRequest",
+                                 f"An upload range needs Content-Type application/octet-stream, not {content_type or '(none)'}.")
             status, headers, out = self.sim.state.upload_chunk(session_id, token, self.headers.get("Content-Range"),
                                                                body, root=self._root())
             return status, out, headers
@@ -432,9 +464,12 @@ CONTROL_ROUTES: list[tuple[str, str, Callable]] = [
     ("POST", r"/clock", _clock),
     ("POST", r"/reset", lambda sim, *, args, query: sim.reset()),
     ("GET", r"/tenants", lambda sim, *, args, query: sim.tenants()),
-    ("POST", r"/tenants", lambda sim, *, args, query: sim.add_tenant(args["tenant_id"], args.get("name"), args.get("domain"))),
+    ("POST", r"/tenants", lambda sim, *, args, query: sim.add_tenant(args["tenant_id"], args.get("name"), args.get("domain"), roles=args.get("roles", ()))),
+    ("POST", r"/tenants/([^/]+)/grant", lambda sim, t, *, args, query: {"roles": sim.grant(t, *args["roles"])}),
+    ("POST", r"/tenants/([^/]+)/revoke", lambda sim, t, *, args, query: {"roles": sim.revoke(t, *args["roles"])}),
+    ("POST", r"/tenants/([^/]+)/grant_mailbox", lambda sim, t, *, args, query: {"roles": sim.grant_mailbox(t, args["mailbox"], *args["roles"])}),
     ("GET", r"/tenants/([^/]+)/skus", lambda sim, t, *, args, query: sim.skus(t)),
-    ("POST", r"/tenants/([^/]+)/skus", lambda sim, t, *, args, query: {"skuId": sim.add_sku(t, args["sku_part_number"], prepaid=args.get("prepaid", 0), sku_id=args.get("sku_id"))}),
+    ("POST", r"/tenants/([^/]+)/skus", lambda sim, t, *, args, query: {"skuId": sim.add_sku(t, args["sku_part_number"], prepaid=args.get("prepaid", 0), sku_id=args.get("sku_id"), applies_to=args.get("applies_to", "User"), capability_status=args.get("capability_status", "Enabled"))}),
     ("POST", r"/tenants/([^/]+)/skus/([^/]+)/prepaid", lambda sim, t, s, *, args, query: sim.set_prepaid_units(t, s, **args)),
     ("GET", r"/tenants/([^/]+)/users", lambda sim, t, *, args, query: sim.users(t)),
     ("POST", r"/tenants/([^/]+)/users", _create_user),
@@ -442,12 +477,14 @@ CONTROL_ROUTES: list[tuple[str, str, Callable]] = [
       for action in ("assign_license", "remove_license", "disable", "enable", "soft_delete", "restore",
                      "hard_delete", "update")],
     ("POST", r"/tenants/([^/]+)/drop_notifications", lambda sim, t, *, args, query: sim.drop_next_notifications(t, int(args.get("count", 1)))),
-    ("POST", r"/tenants/([^/]+)/invalidate_delta_tokens", lambda sim, t, *, args, query: sim.invalidate_delta_tokens(t)),
+    ("POST", r"/tenants/([^/]+)/invalidate_delta_tokens", lambda sim, t, *, args, query: sim.invalidate_delta_tokens(t, args.get("form", "syncStateNotFound"))),
     ("POST", r"/tenants/([^/]+)/replay_delta", lambda sim, t, *, args, query: sim.replay_next_delta(t)),
     ("POST", r"/delta_page_size", lambda sim, *, args, query: sim.set_delta_page_size(int(args["size"]))),
     ("POST", r"/throttle", lambda sim, *, args, query: sim.throttle(**args)),
     ("GET", r"/subscriptions", lambda sim, *, args, query: sim.subscriptions(query.get("tenant_id"))),
-    ("POST", r"/subscriptions/([^/]+)/lifecycle", lambda sim, s, *, args, query: sim.send_lifecycle(s, args["event"])),
+    ("POST", r"/subscriptions/([^/]+)/lifecycle", lambda sim, s, *, args, query: sim.send_lifecycle(s, args["event"], unusual=bool(args.get("unusual", False)))),
+    ("POST", r"/replication_delay", lambda sim, *, args, query: sim.set_replication_delay(float(args["seconds"]))),
+    ("POST", r"/tenants/([^/]+)/skus/([^/]+)/status", lambda sim, t, s, *, args, query: sim.set_sku_status(t, s, args["capability_status"])),
     ("POST", r"/notifications/batching", lambda sim, *, args, query: sim.set_notification_batching(**args)),
     ("POST", r"/notifications/wait", lambda sim, *, args, query: {"idle": sim.wait_deliveries(float(args.get("timeout", 10)))}),
     ("GET", r"/delivery_log", lambda sim, *, args, query: sim.delivery_log),

@@ -25,7 +25,7 @@ class GraphSimulator:
 
     def __init__(self, *, port: int = 0, host: str = "127.0.0.1",
                  retry_delays: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0),
-                 delivery_timeout: float = 10.0, outbox_dir: str | Path | None = None):
+                 delivery_timeout: float = 3.0, outbox_dir: str | Path | None = None):
         self.clock = SimClock()
         self.deliverer = Deliverer(self.clock, retry_delays=retry_delays, timeout=delivery_timeout)
         self.state = DirectoryState(self.clock, self.deliverer)
@@ -107,16 +107,36 @@ class GraphSimulator:
         return self.clock.advance(delta)
 
     # ------------------------------------------------------------------ directory
-    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None) -> dict:
-        return self.state.add_tenant(tenant_id, name, domain)
+    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None, *,
+                   roles: Iterable[str] = ()) -> dict:
+        """A tenant whose admin consented to the application permissions `roles` (none by
+        default: every Graph call then answers 403, as Graph does)."""
+        return self.state.add_tenant(tenant_id, name, domain, roles)
+
+    def grant(self, tenant_id: str, *roles: str) -> list[str]:
+        """Admin consent of application permissions in the tenant (tokens carry them)."""
+        return self.state.grant(tenant_id, roles)
+
+    def revoke(self, tenant_id: str, *roles: str) -> list[str]:
+        return self.state.revoke(tenant_id, roles)
+
+    def grant_mailbox(self, tenant_id: str, mailbox: str, *roles: str) -> list[str]:
+        """Exchange RBAC for Applications: mail permissions scoped to one mailbox."""
+        return self.state.grant_mailbox(tenant_id, mailbox, roles)
 
     def tenants(self) -> list[dict]:
         with self.state.lock:
             return [self.state.tenant_json(t) for t in self.state.tenants]
 
     def add_sku(self, tenant_id: str, sku_part_number: str, prepaid: int | dict = 0,
-                sku_id: str | None = None) -> str:
-        return self.state.add_sku(tenant_id, sku_part_number, prepaid, sku_id)
+                sku_id: str | None = None, *, applies_to: str = "User", capability_status: str = "Enabled") -> str:
+        """A subscribed SKU: `applies_to` "Company" for company-wide ones (not assignable),
+        `capability_status` Enabled / Warning / Suspended / Deleted / LockedOut."""
+        return self.state.add_sku(tenant_id, sku_part_number, prepaid, sku_id, applies_to=applies_to,
+                                  capability_status=capability_status)
+
+    def set_sku_status(self, tenant_id: str, sku: str, capability_status: str) -> None:
+        self.state.set_sku_status(tenant_id, sku, capability_status)
 
     def skus(self, tenant_id: str) -> list[dict]:
         return self.state.subscribed_skus(tenant_id, base=self.base_url)["value"]
@@ -176,8 +196,19 @@ class GraphSimulator:
         with self.state.lock:
             self.state.delta_page_size = int(size)
 
-    def invalidate_delta_tokens(self, tenant_id: str) -> None:
-        self.state.invalidate_delta_tokens(tenant_id)
+    def invalidate_delta_tokens(self, tenant_id: str, form: str = "syncStateNotFound") -> None:
+        """Every delta token of the tenant answers `form`: syncStateNotFound (400, as users
+        usually do), gone (410), resyncRequired (410 with a Location to start over) or
+        Directory_ExpiredPageToken (400)."""
+        self.state.invalidate_delta_tokens(tenant_id, form)
+
+    def set_replication_delay(self, seconds: float) -> None:
+        """Delta shows each later change only `seconds` after it happens (its notification
+        leaves at once), as Graph's replication delay does."""
+        if seconds < 0:
+            raise ValueError("the replication delay cannot be negative")
+        with self.state.lock:
+            self.state.replication_delay = float(seconds)
 
     def replay_next_delta(self, tenant_id: str) -> None:
         """The next incremental delta round of this tenant returns every live user again."""
@@ -202,8 +233,9 @@ class GraphSimulator:
                                  f"with 200 OK to validation request. ({url}: {why})")
         return self.state.add_subscription(tenant_id, spec, base=self.base_url)
 
-    def send_lifecycle(self, subscription_id: str, event: str) -> dict:
-        return self.state.send_lifecycle(subscription_id, event)
+    def send_lifecycle(self, subscription_id: str, event: str, *, unusual: bool = False) -> dict:
+        """Graph sends /users only reauthorizationRequired; `unusual=True` sends the others."""
+        return self.state.send_lifecycle(subscription_id, event, unusual=unusual)
 
     # ------------------------------------------------------------------ notifications
     def drop_next_notifications(self, tenant_id: str, n: int = 1) -> None:
@@ -246,8 +278,9 @@ class GraphSimulator:
 
     # ------------------------------------------------------------------ request log
     def _record_request(self, method: str, path: str, status: int, tenant: str | None,
-                        started: float, error: str | None = None) -> None:
+                        started: float, error: str | None = None, operations: list[str] | None = None) -> None:
         entry = {"method": method, "path": path, "status": status, "tenantId": tenant,
+                 "operations": list(operations or []),
                  "ms": round((time.monotonic() - started) * 1000, 1),
                  "at": graph_datetime(self.clock.now(), fraction=True)}
         if error:

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from typing import Any, Iterable, Protocol
 from urllib.parse import urlsplit
 
 from .clock import SimClock, as_utc, graph_datetime, parse_graph_datetime
+from .permissions import OPERATIONS, denial
 
 MAX_SUBSCRIPTION_MINUTES = 41_760
 USER_SUBSCRIPTION_QUOTA = 100
@@ -51,6 +53,20 @@ DEFAULT_USER_SELECT = (
 )
 _EMPTY_LIST_PROPERTIES = {"businessPhones", "otherMails", "proxyAddresses"}
 LIFECYCLE_EVENTS = ("reauthorizationRequired", "subscriptionRemoved", "missed")
+# change-notifications-lifecycle-events: "for Microsoft Entra ID resources (users, groups)
+# only reauthorizationRequired" is sent.
+USER_LIFECYCLE_EVENTS = ("reauthorizationRequired",)
+SKU_APPLIES_TO = ("User", "Company")
+SKU_CAPABILITY_STATUSES = ("Enabled", "Warning", "Suspended", "Deleted", "LockedOut")
+# How a delta token that can no longer be used is answered (delta-query-overview, "Synchronization
+# reset"; graph-facts.md): identity resources typically answer 400 syncStateNotFound; a 410 Gone,
+# a 410 resyncRequired with a Location header to start over, and Directory_ExpiredPageToken exist too.
+EXPIRY_FORMS = {
+    "syncStateNotFound": (400, "syncStateNotFound", False),
+    "gone": (410, "syncStateNotFound", False),
+    "resyncRequired": (410, "resyncRequired", True),
+    "Directory_ExpiredPageToken": (400, "Directory_ExpiredPageToken", False),
+}
 
 
 class GraphError(Exception):
@@ -82,6 +98,11 @@ class Sku:
     sku_id: str
     part_number: str
     prepaid: dict[str, int]
+    # subscribedsku resource: appliesTo "User" (assignable) or "Company" (company-wide, never a
+    # user's licence); capabilityStatus Enabled, Warning, Suspended, Deleted or LockedOut
+    applies_to: str = "User"
+    capability_status: str = "Enabled"
+    subscription_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
 @dataclass
@@ -168,12 +189,28 @@ class Tenant:
     drafts: dict[str, Draft] = field(default_factory=dict)
     seq: int = 0
     delta_epoch: int = 0
+    expiry_form: str = "syncStateNotFound"  # how invalidated tokens of this tenant are answered
+    changes: list["Change"] = field(default_factory=list)  # every change in order, for delta rounds
     replay_next_delta: bool = False
     drop_next: int = 0
+    roles: set[str] = field(default_factory=set)  # application permissions consented in the tenant
+    mailbox_roles: dict[str, set[str]] = field(default_factory=dict)  # user id -> RBAC for Applications
 
     def bump(self) -> int:
         self.seq += 1
         return self.seq
+
+
+@dataclass
+class Change:
+    """One directory change as delta rounds see it, once replicated (`visible_at`, monotonic)."""
+    seq: int
+    user_id: str
+    kind: str                 # "full" (created, restored), "props" (updated), "removed"
+    data: Any                 # props: {property: new value}; removed: "changed" or "deleted"
+    before_status: str        # the user's status before it: active, soft_deleted, or absent
+    before: dict[str, Any]    # props: {property: old value}
+    visible_at: float
 
 
 @dataclass
@@ -327,6 +364,7 @@ class DirectoryState:
         self.delta_page_size = 100
         self.users_page_size = 100
         self.tenants: dict[str, Tenant] = {}
+        self.replication_delay = 0.0  # seconds before delta shows a change (see _log_change)
         self.subscriptions: dict[str, Subscription] = {}
         self.cursors: dict[str, Cursor] = {}
         self.upload_sessions: dict[str, UploadSession] = {}
@@ -368,7 +406,8 @@ class DirectoryState:
         return None
 
     # ------------------------------------------------------------------ control: directory
-    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None) -> dict:
+    def add_tenant(self, tenant_id: str, name: str | None = None, domain: str | None = None,
+                   roles: Iterable[str] = ()) -> dict:
         with self.lock:
             if tenant_id in self.tenants:
                 raise ControlError(f"tenant {tenant_id} exists")
@@ -377,24 +416,91 @@ class DirectoryState:
             name = name or f"Tenant {tenant_id[:8]}"
             domain = domain or f"{_slug(name).replace('.', '')}.onmicrosoft.com"
             self.tenants[tenant_id] = Tenant(tenant_id, name, domain, new_guid())
+            self.grant(tenant_id, roles)
             return self.tenant_json(tenant_id)
+
+    # ------------------------------------------------------------------ permissions
+    @staticmethod
+    def _known_permissions(permissions: Iterable[str]) -> set[str]:
+        known = {p for op in OPERATIONS.values() for p in op.allowed}
+        wanted = {str(p) for p in permissions}
+        unknown = wanted - known
+        if unknown:
+            raise ControlError(f"unknown application permission(s) {sorted(unknown)}; the simulator knows {sorted(known)}")
+        return wanted
+
+    def grant(self, tenant_id: str, roles: Iterable[str]) -> list[str]:
+        """Admin consent in the tenant: tokens for it carry these application permissions."""
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            tenant.roles |= self._known_permissions(roles)
+            return sorted(tenant.roles)
+
+    def revoke(self, tenant_id: str, roles: Iterable[str]) -> list[str]:
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            tenant.roles -= set(roles)
+            return sorted(tenant.roles)
+
+    def grant_mailbox(self, tenant_id: str, mailbox: str, roles: Iterable[str]) -> list[str]:
+        """Exchange RBAC for Applications: `New-ManagementRoleAssignment -Role "Application
+        Mail.Send" -CustomResourceScope` limited to one mailbox."""
+        wanted = self._known_permissions(roles)
+        if any(not p.startswith("Mail.") for p in wanted):
+            raise ControlError("RBAC for Applications in Exchange grants mail permissions only")
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            user = self._find_live_user(tenant, mailbox)
+            if user is None:
+                raise ControlNotFound(f"no mailbox {mailbox!r} in tenant {tenant_id}")
+            held = tenant.mailbox_roles.setdefault(user.id, set())
+            held |= wanted
+            return sorted(held)
+
+    def authorize(self, tenant_id: str, operation: str, mailbox: str | None = None) -> None:
+        """Raises Graph's 403 unless the token (or, for mail, a mailbox-scoped role
+        assignment) holds one of the permissions the operation's doc page lists."""
+        op = OPERATIONS[operation]
+        with self.lock:
+            tenant = self.tenant(tenant_id)
+            held = set(tenant.roles)
+            if mailbox is not None:
+                user = self._find_live_user(tenant, mailbox)
+                if user is not None:
+                    held |= tenant.mailbox_roles.get(user.id, set())
+            if held.isdisjoint(op.allowed):
+                code, message = denial(op)
+                raise GraphError(403, code, message)
 
     def tenant_json(self, tenant_id: str) -> dict:
         with self.lock:
             t = self.tenant(tenant_id)
             return {"tenantId": t.id, "name": t.name, "domain": t.domain,
                     "users": sum(1 for u in t.users.values() if u.status == "active"),
-                    "skus": [s.part_number for s in t.skus.values()]}
+                    "skus": [s.part_number for s in t.skus.values()], "roles": sorted(t.roles),
+                    "mailboxRoles": {t.users[uid].upn: sorted(r) for uid, r in t.mailbox_roles.items()
+                                     if uid in t.users}}
 
     def add_sku(self, tenant_id: str, part_number: str, prepaid: int | dict = 0,
-                sku_id: str | None = None) -> str:
+                sku_id: str | None = None, *, applies_to: str = "User", capability_status: str = "Enabled") -> str:
+        if applies_to not in SKU_APPLIES_TO:
+            raise ControlError(f"appliesTo is one of {', '.join(SKU_APPLIES_TO)}")
+        if capability_status not in SKU_CAPABILITY_STATUSES:
+            raise ControlError(f"capabilityStatus is one of {', '.join(SKU_CAPABILITY_STATUSES)}")
         with self.lock:
             tenant = self.tenant(tenant_id)
             if any(s.part_number.lower() == part_number.lower() for s in tenant.skus.values()):
                 raise ControlError(f"tenant {tenant_id} already has SKU {part_number}")
-            sku = Sku(sku_id or new_guid(), part_number, self._prepaid(prepaid, {}))
+            sku = Sku(sku_id or new_guid(), part_number, self._prepaid(prepaid, {}), applies_to, capability_status)
             tenant.skus[sku.sku_id] = sku
             return sku.sku_id
+
+    def set_sku_status(self, tenant_id: str, sku: str, capability_status: str) -> None:
+        """A subscription lapsing: Warning (grace period), Suspended, Deleted, LockedOut."""
+        if capability_status not in SKU_CAPABILITY_STATUSES:
+            raise ControlError(f"capabilityStatus is one of {', '.join(SKU_CAPABILITY_STATUSES)}")
+        with self.lock:
+            self._sku(self.tenant(tenant_id), sku).capability_status = capability_status
 
     @staticmethod
     def _prepaid(value: int | dict, current: dict) -> dict:
@@ -438,7 +544,10 @@ class DirectoryState:
                 raise ControlError(f"a userPrincipalName needs a domain: {upn!r}")
             if any(u.upn.lower() == upn.lower() and u.status != "hard_deleted" for u in tenant.users.values()):
                 raise ControlError(f"userPrincipalName {upn} is taken in tenant {tenant_id}")
-            sku_ids = [self._sku(tenant, s).sku_id for s in skus]
+            targets = [self._sku(tenant, s) for s in skus]
+            if any(t.applies_to != "User" for t in targets):
+                raise ControlError("a company-wide SKU (appliesTo Company) cannot be assigned to a user")
+            sku_ids = [t.sku_id for t in targets]
             uid = user_id or new_guid()
             if uid in tenant.users:
                 raise ControlError(f"user id {uid} exists")
@@ -451,6 +560,7 @@ class DirectoryState:
                 created=as_utc(created) if created else self.clock.now(), status_seq=seq,
             )
             tenant.users[uid] = user
+            self._log_change(tenant, seq, uid, "full", before_status="absent")
             self._notify_change(tenant, user, "updated")
             return uid
 
@@ -462,18 +572,24 @@ class DirectoryState:
             user = self._user(tenant, user_id)
             if user.status != "active":
                 raise ControlError(f"user {user_id} is deleted; restore it first")
+            old = {prop: user.value(prop) for prop in USER_PROPERTIES}
             changed = list(mutate(user))
             if not changed:
                 return False
             seq = tenant.bump()
             for prop in changed:
                 user.changed[prop] = seq
+            self._log_change(tenant, seq, user.id, "props", {prop: user.value(prop) for prop in changed},
+                             before={prop: old[prop] for prop in changed})
             self._notify_change(tenant, user, "updated")
             return True
 
     def assign_license(self, tenant_id: str, user_id: str, sku: str) -> bool:
         with self.lock:
-            sku_id = self._sku(self.tenant(tenant_id), sku).sku_id
+            target = self._sku(self.tenant(tenant_id), sku)
+            if target.applies_to != "User":  # subscribedsku: only SKUs with appliesTo User are assignable
+                raise ControlError(f"{target.part_number} applies to the company: it cannot be assigned to a user")
+            sku_id = target.sku_id
 
             def mutate(user: SimUser) -> list[str]:
                 if sku_id in user.licenses:
@@ -532,6 +648,7 @@ class DirectoryState:
             user.status = "soft_deleted"
             user.deleted_at = self.clock.now()
             user.status_seq = tenant.bump()
+            self._log_change(tenant, user.status_seq, user.id, "removed", "changed", before_status="active")
             self._notify_change(tenant, user, "updated")
 
     def restore_user(self, tenant_id: str, user_id: str) -> None:
@@ -545,15 +662,18 @@ class DirectoryState:
             user.status = "active"
             user.deleted_at = None
             user.status_seq = tenant.bump()
+            self._log_change(tenant, user.status_seq, user.id, "full", before_status="soft_deleted")
             self._notify_change(tenant, user, "updated")
 
     def hard_delete_user(self, tenant_id: str, user_id: str) -> None:
         with self.lock:
             tenant = self.tenant(tenant_id)
             user = self._user(tenant, user_id)
+            before_status = user.status
             user.status = "hard_deleted"
             user.deleted_at = user.deleted_at or self.clock.now()
             user.status_seq = tenant.bump()
+            self._log_change(tenant, user.status_seq, user.id, "removed", "deleted", before_status=before_status)
             self._notify_change(tenant, user, "deleted")
 
     def users_json(self, tenant_id: str, include_deleted: bool = True) -> list[dict]:
@@ -561,9 +681,24 @@ class DirectoryState:
             return [u.control_json() for u in self.tenant(tenant_id).users.values()
                     if include_deleted or u.status == "active"]
 
-    def invalidate_delta_tokens(self, tenant_id: str) -> None:
+    def _log_change(self, tenant: Tenant, seq: int, user_id: str, kind: str, data: Any = None, *,
+                    before_status: str = "active", before: dict[str, Any] | None = None) -> None:
+        """Records a change for delta queries. Replication delay (delta-query-overview: "a
+        change notification ... the delta query might not return the change yet"; graph-facts.md):
+        delta shows the change only `replication_delay` seconds after it, while its notification
+        leaves at once."""
+        tenant.changes.append(Change(seq, user_id, kind, data, before_status, dict(before or {}),
+                                     time.monotonic() + self.replication_delay))
+
+    def invalidate_delta_tokens(self, tenant_id: str, form: str = "syncStateNotFound") -> None:
+        """Every delta and page token of the tenant becomes unusable, answered in `form` (one of
+        EXPIRY_FORMS); tokens older than 7 days are answered that way too."""
+        if form not in EXPIRY_FORMS:
+            raise ControlError(f"expiry forms: {', '.join(EXPIRY_FORMS)}")
         with self.lock:
-            self.tenant(tenant_id).delta_epoch += 1
+            tenant = self.tenant(tenant_id)
+            tenant.delta_epoch += 1
+            tenant.expiry_form = form
 
     def replay_next_delta(self, tenant_id: str) -> None:
         with self.lock:
@@ -602,13 +737,19 @@ class DirectoryState:
             else:
                 self.notifier.publish(sub.notification_url, item, "change")
 
-    def send_lifecycle(self, subscription_id: str, event: str) -> dict:
+    def send_lifecycle(self, subscription_id: str, event: str, *, unusual: bool = False) -> dict:
+        """Sends a lifecycle notification. For /users Graph sends only reauthorizationRequired;
+        `unusual=True` sends subscriptionRemoved or missed anyway, to test code that handles
+        them in case they arrive."""
         if event not in LIFECYCLE_EVENTS:
             raise ControlError(f"lifecycle events: {', '.join(LIFECYCLE_EVENTS)}")
         with self.lock:
             sub = next((s for s in self._live_subscriptions() if s.id == subscription_id), None)
             if sub is None:
                 raise ControlNotFound(f"no live subscription {subscription_id}")
+            if event not in USER_LIFECYCLE_EVENTS and not unusual:
+                raise ControlError(f"Graph sends /users subscriptions only {', '.join(USER_LIFECYCLE_EVENTS)} "
+                                   "(change-notifications-lifecycle-events); pass unusual=True to send it anyway")
             if not sub.lifecycle_url:
                 raise ControlError(f"subscription {subscription_id} has no lifecycleNotificationUrl")
             item = sub.item_base()
@@ -643,21 +784,26 @@ class DirectoryState:
         self.cursors[token] = cursor
         return token
 
-    def _delta_cursor(self, token: str, kind: str, tenant: Tenant) -> Cursor:
+    def _delta_cursor(self, token: str, kind: str, tenant: Tenant, base: str) -> Cursor:
         cursor = self.cursors.get(token)
         if cursor is None or cursor.kind != kind or cursor.tenant_id != tenant.id:
-            raise GraphError(410, "syncStateNotFound",
-                             "syncStateNotFound: the sync state behind this delta token is unknown. "
-                             "Restart with a full synchronization (a delta request without a token).")
+            # an unknown token: users (identity resources) answer 400 syncStateNotFound
+            self._expired(tenant, "syncStateNotFound", "the sync state behind this delta token is unknown", None, base)
         if cursor.epoch != tenant.delta_epoch:
-            raise GraphError(410, "syncStateNotFound",
-                             "syncStateNotFound: the sync state of this delta token was invalidated. "
-                             "Restart with a full synchronization (a delta request without a token).")
+            self._expired(tenant, tenant.expiry_form, "the sync state of this delta token was reset", cursor.select, base)
         if self.clock.now() - cursor.issued_at > DELTA_TOKEN_LIFETIME:
-            raise GraphError(410, "syncStateNotFound",
-                             "syncStateNotFound: the delta token is older than 7 days and has expired. "
-                             "Restart with a full synchronization (a delta request without a token).")
+            self._expired(tenant, tenant.expiry_form, "the delta token is older than 7 days and has expired",
+                          cursor.select, base)
         return cursor
+
+    def _expired(self, tenant: Tenant, form: str, why: str, select: tuple[str, ...] | None, base: str) -> None:
+        status, code, with_location = EXPIRY_FORMS[form]
+        headers = {}
+        if with_location:  # where to start over: a delta round without a token
+            query = f"?$select={','.join(select)}" if select else ""
+            headers["Location"] = f"{base}/users/delta(){query}"
+        raise GraphError(status, code, f"{code}: {why}. Restart with a full synchronization "
+                                       "(a delta request without a token).", headers)
 
     @staticmethod
     def _context(base: str, select: tuple[str, ...] | None) -> str:
@@ -670,7 +816,7 @@ class DirectoryState:
             tenant = self.tenant(tenant_id)
             now = self.clock.now()
             if skiptoken is not None:
-                cursor = self._delta_cursor(skiptoken, "delta-page", tenant)
+                cursor = self._delta_cursor(skiptoken, "delta-page", tenant, base)
                 return self._delta_page(tenant, cursor.items or [], cursor.offset, cursor.end_seq,
                                         cursor.select, page_size or cursor.page_size, cursor.issued_at, base)
             if deltatoken is not None and deltatoken.lower() == "latest":
@@ -680,14 +826,37 @@ class DirectoryState:
                 return {"@odata.context": self._context(base, select), "value": [],
                         "@odata.deltaLink": f"{base}/users/delta()?$deltatoken={token}"}
             if deltatoken is not None:
-                cursor = self._delta_cursor(deltatoken, "delta", tenant)
+                cursor = self._delta_cursor(deltatoken, "delta", tenant, base)
                 select = cursor.select
-                items = self._changes_since(tenant, cursor.since_seq, select)
+                items, end_seq = self._changes_since(tenant, cursor.since_seq, select)
+                return self._delta_page(tenant, items, 0, end_seq, select,
+                                        page_size or self.delta_page_size, now, base)
+            select = self.parse_select(select_text)
+            items, end_seq = self._replicated_users(tenant, select)
+            return self._delta_page(tenant, items, 0, end_seq, select, page_size or self.delta_page_size, now, base)
+
+    def _replicated_users(self, tenant: Tenant, select: tuple[str, ...] | None) -> tuple[list[dict], int]:
+        """A round without a token: every live user as replicated so far (changes still inside
+        the replication delay are undone, newest first), and the change sequence the next round
+        starts after (before the first hidden change, so the next round brings it)."""
+        now = time.monotonic()
+        hidden = [c for c in tenant.changes if c.visible_at > now]
+        status = {uid: u.status for uid, u in tenant.users.items()}
+        overlay: dict[str, dict[str, Any]] = {}
+        for change in reversed(hidden):
+            if change.kind == "props":
+                overlay.setdefault(change.user_id, {}).update(change.before)
             else:
-                select = self.parse_select(select_text)
-                items = [u.project(select) for u in tenant.users.values() if u.status == "active"]
-            return self._delta_page(tenant, items, 0, tenant.seq, select,
-                                    page_size or self.delta_page_size, now, base)
+                status[change.user_id] = change.before_status
+        items = []
+        for uid, user in tenant.users.items():
+            if status[uid] != "active":
+                continue
+            entry = user.project(select)
+            entry.update({prop: value for prop, value in overlay.get(uid, {}).items() if prop in entry})
+            items.append(entry)
+        end_seq = min(c.seq for c in hidden) - 1 if hidden else tenant.seq
+        return items, end_seq
 
     def _delta_page(self, tenant: Tenant, items: list[dict], offset: int, end_seq: int,
                     select: tuple[str, ...] | None, size: int, round_started: datetime, base: str) -> dict:
@@ -705,24 +874,40 @@ class DirectoryState:
         body["value"] = items[offset:offset + size]
         return body
 
-    def _changes_since(self, tenant: Tenant, since: int, select: tuple[str, ...] | None) -> list[dict]:
+    def _changes_since(self, tenant: Tenant, since: int,
+                       select: tuple[str, ...] | None) -> tuple[list[dict], int]:
+        """The entries of an incremental round and the change sequence the next round starts
+        after. As delta-query-overview says: a single entity may be contained several times in
+        one response (once per change, in order), and an updated entry holds its id and the
+        changed properties only; creation and restore give the whole user, removal `@removed`.
+        Changes not yet replicated stay out, and the next round starts before the first of them
+        (so some visible ones come again: replays happen)."""
         replay = tenant.replay_next_delta
         tenant.replay_next_delta = False
-        tracked = select or DEFAULT_USER_SELECT
-        entries: list[tuple[int, dict]] = []
-        for user in tenant.users.values():
-            if user.status == "hard_deleted":
-                if user.status_seq > since:
-                    entries.append((user.status_seq, {"id": user.id, "@removed": {"reason": "deleted"}}))
-            elif user.status == "soft_deleted":
-                if user.status_seq > since:
-                    entries.append((user.status_seq, {"id": user.id, "@removed": {"reason": "changed"}}))
-            else:
-                last = max([user.status_seq] + [user.changed.get(p, 0) for p in tracked])
-                if last > since or replay:
-                    entries.append((last, user.project(select)))
-        entries.sort(key=lambda e: e[0])
-        return [item for _, item in entries]
+        tracked = set(select or DEFAULT_USER_SELECT)
+        now = time.monotonic()
+        entries: list[dict] = []
+        hidden_from: int | None = None
+        if replay:
+            entries.extend(u.project(select) for u in tenant.users.values() if u.status == "active")
+        for change in tenant.changes:
+            if change.seq <= since:
+                continue
+            if change.visible_at > now:
+                hidden_from = change.seq if hidden_from is None else min(hidden_from, change.seq)
+                continue
+            user = tenant.users[change.user_id]
+            if change.kind == "removed":
+                entries.append({"id": change.user_id, "@removed": {"reason": change.data}})
+            elif change.kind == "full":
+                if user.status == "active" and not replay:
+                    entries.append(user.project(select))
+            elif not replay:
+                changed = {prop: value for prop, value in change.data.items() if prop in tracked}
+                if changed:
+                    entries.append({"id": change.user_id, **changed})
+        end_seq = tenant.seq if hidden_from is None else hidden_from - 1
+        return entries, end_seq
 
     def list_users(self, tenant_id: str, *, base: str, select_text: str | None = None,
                    top: str | None = None, skiptoken: str | None = None,
@@ -773,11 +958,13 @@ class DirectoryState:
             for sku in tenant.skus.values():
                 consumed = sum(1 for u in tenant.users.values()
                                if u.status == "active" and sku.sku_id in u.licenses)
+                # subscribedsku resource: appliesTo, capabilityStatus, prepaidUnits
+                # {enabled, suspended, warning, lockedOut}
                 value.append({
-                    "accountName": tenant.name, "accountId": tenant.id, "appliesTo": "User",
-                    "capabilityStatus": "Enabled", "consumedUnits": consumed,
+                    "accountName": tenant.name, "accountId": tenant.id, "appliesTo": sku.applies_to,
+                    "capabilityStatus": sku.capability_status, "consumedUnits": consumed,
                     "id": f"{tenant.id}_{sku.sku_id}", "skuId": sku.sku_id,
-                    "skuPartNumber": sku.part_number, "subscriptionIds": [],
+                    "skuPartNumber": sku.part_number, "subscriptionIds": [sku.subscription_id],
                     "prepaidUnits": dict(sku.prepaid), "servicePlans": [],
                 })
             return {"@odata.context": f"{base}/$metadata#subscribedSkus", "value": value}

@@ -35,6 +35,31 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+// HTTP functions (the Graph webhook and the API) scale together as one group on Flex Consumption.
+// Graph expects a notification answered within 3 s and a validation handshake within 10 s, so
+// neither may wait for a cold start, and Python's default HTTP concurrency there is 1 per
+// instance (functions-concurrency, "HTTP trigger concurrency"): set both explicitly.
+@description('Concurrent HTTP requests per instance (the webhook only stores each notification and answers 202).')
+@minValue(1)
+@maxValue(1000)
+param httpPerInstanceConcurrency int = 16
+
+@description('Always-ready instances for the HTTP functions: 1 keeps the webhook warm (billed even when idle; see docs/deploy.md); 0 lets it scale to zero.')
+@minValue(0)
+@maxValue(20)
+param httpAlwaysReadyInstances int = 1
+
+@description('Replication of the storage account that holds the ledger and the invoices (the books of record).')
+@allowed([
+  'Standard_ZRS'
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_LRS'
+])
+param storageSku string = 'Standard_GZRS'
+
 // ---------------------------------------------------------------------------------------------
 // What the MSP provides
 // ---------------------------------------------------------------------------------------------
@@ -105,6 +130,9 @@ param subscriptionRenewBeforeMinutes string = '1440'
 @description('WEBHOOK_MAX_BODY_BYTES: largest notification body accepted (413 above).')
 param webhookMaxBodyBytes string = '1048576'
 
+@description('SYNC_RECHECK_SECONDS: delays before re-checking notified users a delta did not show yet.')
+param syncRecheckSeconds string = '30,120,600'
+
 @description('GRAPH_BASE_URL: Microsoft Graph endpoint.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 
@@ -170,6 +198,7 @@ module storage 'modules/storage.bicep' = {
     ]
     queueNames: queueNames
     tableNames: tableNames
+    skuName: storageSku
   }
 }
 
@@ -211,6 +240,7 @@ var appSettings = {
   BRAND_PRIMARY_COLOR: brandPrimaryColor
   BRAND_ACCENT_COLOR: brandAccentColor
   WEBHOOK_MAX_BODY_BYTES: webhookMaxBodyBytes
+  SYNC_RECHECK_SECONDS: syncRecheckSeconds
 }
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -229,6 +259,8 @@ module functionApp 'modules/functionapp.bicep' = {
     appSettings: appSettings
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    httpPerInstanceConcurrency: httpPerInstanceConcurrency
+    httpAlwaysReadyInstances: httpAlwaysReadyInstances
   }
   // The host starts as soon as the app exists: give its identity its roles first.
   dependsOn: [

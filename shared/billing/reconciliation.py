@@ -13,6 +13,14 @@ is not deleted), under the tenant's plan. The findings, each with a plain-words 
   of the per-user fee by a plan rule (`per_user_exclusion`: guest, disabled, UPN pattern). The
   per-user price is at stake. Rules: only when the plan has a per-user fee (without one, nobody
   is kept out of anything); `require_license` never excludes a holder, so it yields nothing.
+- `lapsing_subscription`: a SKU whose subscription is in Warning (expired, in its grace
+  period), Suspended or LockedOut (capabilityStatus, prepaidUnits.warning/suspended/lockedOut):
+  users are about to lose (or have lost) those licences, e.g. "EXCHANGESTANDARD: 5 licences in
+  Warning: renew before users lose them". At stake: those units x the plan's price.
+- Free SKUs (FLOW_FREE, POWER_BI_STANDARD, TEAMS_EXPLORATORY... or any SKU with 10,000 or more
+  enabled units, Microsoft's nominal count for free offers) and company-wide SKUs (`appliesTo`
+  Company) are not seats: they are never idle units, and a user holding a free one is not an
+  unpriced licence in use.
 - `drift`: Graph's consumed units differ from the count of users that the ledger records
   holding the SKU. The sync has missed a change (or one is still on its way); the service logs a
   WARNING naming the tenant and the SKU, and the next delta sync repairs it. Amount at stake:
@@ -56,11 +64,35 @@ class SubscribedSku(Protocol):
     @property
     def enabled_units(self) -> int: ...
 
+    @property
+    def applies_to(self) -> str: ...
+
+    @property
+    def capability_status(self) -> str: ...
+
+    @property
+    def warning_units(self) -> int: ...
+
+    @property
+    def suspended_units(self) -> int: ...
+
+    @property
+    def locked_out_units(self) -> int: ...
+
 UNPRICED_IN_USE = "unpriced_in_use"
 IDLE_UNITS = "idle_units"
 EXCLUDED_HOLDING_LICENSES = "excluded_holding_licenses"
 DRIFT = "drift"
-KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT)
+LAPSING = "lapsing_subscription"
+KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT, LAPSING)
+
+# What a SKU is (SkuCount.category): seats bought per user, a free offer, or company-wide.
+SEATS, FREE, COMPANY = "seats", "free", "company-wide"
+FREE_SKUS = frozenset({"FLOW_FREE", "POWER_BI_STANDARD", "TEAMS_EXPLORATORY", "POWERAPPS_VIRAL", "CCIBOTS_PRIVPREV_VIRAL",
+                       "POWERAPPS_DEV", "STREAM", "MCOPSTNEAU", "WINDOWS_STORE", "RMSBASIC", "FORMS_PRO",
+                       "POWER_BI_INDIVIDUAL_USER", "MICROSOFT_BUSINESS_CENTER", "TEAMS_FREE"})
+FREE_UNITS_FROM = 10_000  # Microsoft's nominal count for free and viral offers
+LAPSING_STATUSES = ("Warning", "Suspended", "LockedOut")
 
 NO_PRICE = "no price in the plan"
 
@@ -76,9 +108,15 @@ class SkuCount:
     consumed_units: int        # Graph: consumedUnits
     ledger_units: int          # users not deleted whom the ledger records holding it
     price: Decimal | None      # the plan's monthly price, None if unpriced
+    category: str = SEATS      # SEATS, FREE or COMPANY
+    capability_status: str = "Enabled"
+    lapsing_units: int = 0     # units in Warning, Suspended or LockedOut
 
     @property
     def idle_units(self) -> int:
+        """Seats bought and not assigned; free and company-wide SKUs have none."""
+        if self.category != SEATS:
+            return 0
         return max(0, self.enabled_units - self.consumed_units)
 
     @property
@@ -89,7 +127,8 @@ class SkuCount:
     def to_json(self, currency: str) -> dict[str, Any]:
         return {"sku": self.sku, "sku_id": self.sku_id, "enabled_units": self.enabled_units,
                 "consumed_units": self.consumed_units, "ledger_units": self.ledger_units,
-                "idle_units": self.idle_units,
+                "idle_units": self.idle_units, "category": self.category,
+                "capability_status": self.capability_status, "lapsing_units": self.lapsing_units,
                 "price": None if self.price is None else format_price(self.price, currency)}
 
 
@@ -152,7 +191,8 @@ class Reconciliation:
         if self.error:
             return f"{self.tenant_name or self.tenant_id}: could not be reconciled ({self.error})."
         return f"{self.tenant_name}: " + ", ".join(
-            (self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text())) + "."
+            (self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text())) + "." + \
+            "".join(f" {f.detail}" for f in self.of_kind(LAPSING))
 
     def _unpriced_text(self) -> str:
         per_sku: dict[str, int] = {}
@@ -264,12 +304,15 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
     counts: list[SkuCount] = []
     for sku in sorted(order, key=str.lower):
         listed = graph.get(sku.lower())
+        price = _plan_price(plan, sku, str(listed.sku_id) if listed is not None else None)
         counts.append(SkuCount(
             sku=sku, sku_id=str(listed.sku_id) if listed is not None else None,
             enabled_units=int(listed.enabled_units) if listed is not None else 0,
             consumed_units=int(listed.consumed_units) if listed is not None else 0,
-            ledger_units=len(holders.get(sku, ())),
-            price=_plan_price(plan, sku, str(listed.sku_id) if listed is not None else None)))
+            ledger_units=len(holders.get(sku, ())), price=price,
+            category=sku_category(listed, price) if listed is not None else SEATS,
+            capability_status=listed.capability_status if listed is not None else "Enabled",
+            lapsing_units=lapsing_units(listed) if listed is not None else 0))
 
     findings: list[Finding] = []
 
@@ -281,7 +324,7 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                                 user_id=user.user_id if user else "", rule=rule))
 
     for count in counts:
-        if count.price is None:
+        if count.price is None and count.category == SEATS:
             for user in holders.get(count.sku, ()):
                 finding(UNPRICED_IN_USE, count.sku, 1, None,
                         f"{user.display_name} ({user.user_principal_name}) holds {count.sku}, which the plan does "
@@ -331,7 +374,37 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                     f"assigned, the ledger {count.ledger_units}: {what} ({money}). The sync missed a change; "
                     "the next delta sync should repair it.")
 
+    for count in counts:
+        if count.lapsing_units:
+            amount = _at_stake(count.price, count.lapsing_units, currency)
+            licences = f"{count.lapsing_units} {_plural(count.lapsing_units, 'licence')}"
+            if count.capability_status in ("Suspended", "LockedOut"):
+                words = (f"{licences} {count.capability_status}: users have lost or are losing them; renew the "
+                         "subscription or remove the assignments")
+            else:
+                words = f"{licences} in Warning: renew before users lose them"
+            finding(LAPSING, count.sku, count.lapsing_units, amount, f"{count.sku}: {words}.")
+
     return Reconciliation(tenant_id, name, currency, at, tuple(counts), tuple(findings))
+
+
+def sku_category(info: SubscribedSku, price: Decimal | None) -> str:
+    """COMPANY for appliesTo Company; FREE for a known free offer or a nominal 10,000+ count
+    that the plan does not price; otherwise SEATS."""
+    if info.applies_to == "Company":
+        return COMPANY
+    if price is None and (info.part_number.upper() in FREE_SKUS or info.enabled_units >= FREE_UNITS_FROM):
+        return FREE
+    return SEATS
+
+
+def lapsing_units(info: SubscribedSku) -> int:
+    """Units of a subscription about to lapse or lapsed: prepaidUnits.warning + suspended +
+    lockedOut, or (a status without those counts) the units in use."""
+    units = info.warning_units + info.suspended_units + info.locked_out_units
+    if not units and info.capability_status in LAPSING_STATUSES:
+        units = info.consumed_units or info.enabled_units
+    return units
 
 
 # --------------------------------------------------------------------------- the MSP's CSV report

@@ -5,6 +5,7 @@ tenant. Errors from Graph surface as GraphError with Graph's status and code.
 """
 from __future__ import annotations
 
+import json
 import threading
 
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from shared.settings import Settings
 
 USER_FIELDS = ["id", "displayName", "userPrincipalName", "mail", "userType", "accountEnabled",
                "assignedLicenses", "createdDateTime"]
+# Attachments (attachment-createuploadsession, message-post-attachments): a file of 3 MB or more
+# goes through an upload session; a smaller one rides in a JSON request, base64 (4/3 of its
+# size), and Graph's 4 MB limit applies to that whole request body.
 INLINE_ATTACHMENT_LIMIT = 3 * 1024 * 1024
+REQUEST_BODY_LIMIT = 4 * 1024 * 1024
+JSON_ALLOWANCE = 8 * 1024  # property names, recipients, subject around the encoded content
 UPLOAD_CHUNK = 4 * 320 * 1024  # upload-session chunks are multiples of 320 KiB
 
 
@@ -26,7 +32,13 @@ class GraphError(RuntimeError):
 
 
 class DeltaExpired(GraphError):
-    """The stored delta link is too old or unknown (410 Gone): a full sync is needed."""
+    """The stored delta link (or a page link) can no longer be used: a full sync is needed."""
+
+
+# Every way Graph says "start over" (delta-query-overview; graph-facts.md): users usually answer
+# 400 syncStateNotFound; a 410 Gone (with or without a Location to a fresh round), resyncRequired
+# and Directory_ExpiredPageToken exist too.
+DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "Directory_ExpiredPageToken"})
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,11 @@ class SkuInfo:
     part_number: str
     consumed_units: int
     enabled_units: int
+    applies_to: str = "User"            # "Company": a company-wide SKU, never a user's seat
+    capability_status: str = "Enabled"  # Warning / Suspended / LockedOut: the subscription is lapsing
+    warning_units: int = 0              # prepaidUnits.warning, .suspended, .lockedOut
+    suspended_units: int = 0
+    locked_out_units: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,7 @@ def _wrap(error: Exception) -> GraphError:
     detail = getattr(error, "error", None)
     code = getattr(detail, "code", None)
     message = getattr(detail, "message", None) or str(error)
-    kind = DeltaExpired if status == 410 or code in {"syncStateNotFound", "resyncRequired"} else GraphError
+    kind = DeltaExpired if status == 410 or code in DELTA_EXPIRED_CODES else GraphError
     return kind(status, code, message)
 
 
@@ -130,8 +147,6 @@ class GraphGateway:
         and 503 with Retry-After, redirects) but are read as plain JSON: kiota's model
         deserialisation costs about a millisecond per user and 40 MB on first use, and the sync
         needs only a few properties of each user."""
-        import json
-
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.models.o_data_errors.o_data_error import ODataError
         from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
@@ -156,9 +171,14 @@ class GraphGateway:
 
     async def subscribed_skus(self, tenant_id: str) -> list[SkuInfo]:
         result = await self._call(self.client(tenant_id).subscribed_skus.get())
+        def units(sku: Any, name: str) -> int:
+            return int(getattr(sku.prepaid_units, name, None) or 0) if sku.prepaid_units else 0
+
         return [SkuInfo(sku_id=str(sku.sku_id), part_number=sku.sku_part_number or str(sku.sku_id),
-                        consumed_units=sku.consumed_units or 0,
-                        enabled_units=(sku.prepaid_units.enabled or 0) if sku.prepaid_units else 0)
+                        consumed_units=sku.consumed_units or 0, enabled_units=units(sku, "enabled"),
+                        applies_to=sku.applies_to or "User", capability_status=sku.capability_status or "Enabled",
+                        warning_units=units(sku, "warning"), suspended_units=units(sku, "suspended"),
+                        locked_out_units=units(sku, "locked_out"))
                 for sku in result.value or []]
 
     # --- subscriptions -----------------------------------------------------------------------
@@ -201,17 +221,20 @@ class GraphGateway:
         def recipients(addresses: list[str]) -> list[Recipient]:
             return [Recipient(email_address=EmailAddress(address=a)) for a in addresses]
 
-        small = [a for a in attachments if len(a.data) <= INLINE_ATTACHMENT_LIMIT]
+        inline, separate, sessions = plan_attachments(len(json.dumps(html)) + len(json.dumps(subject)), attachments)
         message = Message(subject=subject, body=ItemBody(content_type=BodyType.Html, content=html),
                           to_recipients=recipients(to), cc_recipients=recipients(cc), bcc_recipients=recipients(bcc),
                           attachments=[FileAttachment(odata_type="#microsoft.graph.fileAttachment", name=a.name,
                                                       content_type=a.content_type, content_bytes=a.data)
-                                       for a in small])
+                                       for a in inline])
         messages = self.client(tenant_id).users.by_user_id(mailbox).messages
         draft = await self._call(messages.post(message))
-        for attachment in attachments:
-            if len(attachment.data) > INLINE_ATTACHMENT_LIMIT:
-                await self._upload_attachment(tenant_id, mailbox, draft.id, attachment)
+        for attachment in separate:  # each in a request of its own, under 4 MB encoded
+            await self._call(messages.by_message_id(draft.id).attachments.post(FileAttachment(
+                odata_type="#microsoft.graph.fileAttachment", name=attachment.name,
+                content_type=attachment.content_type, content_bytes=attachment.data)))
+        for attachment in sessions:
+            await self._upload_attachment(tenant_id, mailbox, draft.id, attachment)
         return draft.id
 
     async def _upload_attachment(self, tenant_id: str, mailbox: str, message_id: str, attachment: Attachment) -> None:
@@ -231,25 +254,41 @@ class GraphGateway:
         async with httpx.AsyncClient(timeout=60) as http:  # the upload URL carries its own authorisation
             for start in range(0, total, UPLOAD_CHUNK):
                 chunk = attachment.data[start:start + UPLOAD_CHUNK]
+                # attachment-createuploadsession: no Authorization header on the upload URL;
+                # Content-Type application/octet-stream and Content-Range are required
                 response = await http.put(session.upload_url, content=chunk, headers={
                     "Content-Range": f"bytes {start}-{start + len(chunk) - 1}/{total}",
-                    "Content-Length": str(len(chunk))})
+                    "Content-Type": "application/octet-stream", "Content-Length": str(len(chunk))})
                 if response.status_code not in (200, 201):
                     raise GraphError(response.status_code, None, f"attachment upload failed: {response.text[:200]}")
 
-    async def draft_exists(self, tenant_id: str, mailbox: str, message_id: str) -> bool:
-        """True while the message is still an unsent draft; False once sent (it left Drafts)."""
-        try:
-            message = await self._call(self.client(tenant_id).users.by_user_id(mailbox).messages
-                                       .by_message_id(message_id).get())
-        except GraphError as error:
-            if error.status == 404:
-                return False
-            raise
-        return bool(message.is_draft)
-
     async def send_draft(self, tenant_id: str, mailbox: str, message_id: str) -> None:
         await self._call(self.client(tenant_id).users.by_user_id(mailbox).messages.by_message_id(message_id).send.post())
+
+
+def encoded_size(size: int) -> int:
+    """Bytes of `size` bytes once base64-encoded."""
+    return 4 * ((size + 2) // 3)
+
+
+def plan_attachments(text_size: int, attachments: list[Attachment]) -> tuple[list[Attachment], list[Attachment],
+                                                                               list[Attachment]]:
+    """(inline in the draft, posted one by one, through upload sessions): 3 MB and more need an
+    upload session; the rest go inline while the draft's JSON body stays under 4 MB, smallest
+    first, and the others are posted alone to the draft's attachments."""
+    sessions = [a for a in attachments if len(a.data) >= INLINE_ATTACHMENT_LIMIT]
+    inline: list[Attachment] = []
+    separate: list[Attachment] = []
+    body = text_size + JSON_ALLOWANCE
+    for attachment in sorted((a for a in attachments if len(a.data) < INLINE_ATTACHMENT_LIMIT),
+                             key=lambda a: len(a.data)):
+        size = encoded_size(len(attachment.data)) + len(json.dumps(attachment.name)) + 128
+        if body + size <= REQUEST_BODY_LIMIT:
+            inline.append(attachment)
+            body += size
+        else:
+            separate.append(attachment)
+    return inline, separate, sessions
 
 
 def _directory_user(entry: dict[str, Any]) -> DirectoryUser:

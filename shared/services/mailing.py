@@ -7,9 +7,10 @@ Sending is two steps so that a retry can tell a sent message from an unsent one:
 2. send the draft. Exchange moves a sent message out of Drafts (to Sent Items, under a new id),
    so afterwards the draft's id answers 404.
 
-On a retry: a recorded draft that still exists as a draft has not been sent, so it is sent now;
-one that no longer exists was sent (the attempt died before recording it), so it is recorded as
-sent and nothing is sent again. A crash between creating a draft and recording its id leaves an
+On a retry the recorded draft is sent again: if it was sent already (the attempt died before
+recording it), its id is gone and Graph answers 404, so it is recorded as sent and nothing is
+sent twice. No read-back is needed, so the mailbox needs only Mail.ReadWrite and Mail.Send
+(shared/graph/permissions.py). A crash between creating a draft and recording its id leaves an
 unsent draft in the mailbox's Drafts folder (never sent); the retry makes a new one.
 """
 from __future__ import annotations
@@ -53,13 +54,10 @@ class InvoiceMailer:
 
     async def send_once(self, draft_id: str) -> str:
         """Sends the draft unless it was sent already. Returns "sent" or "sent before"."""
-        tenant, mailbox = self.mail.msp_tenant_id, self.mail.mailbox
-        if not await self._graph.draft_exists(tenant, mailbox, draft_id):
-            return "sent before"
         try:
-            await self._graph.send_draft(tenant, mailbox, draft_id)
+            await self._graph.send_draft(self.mail.msp_tenant_id, self.mail.mailbox, draft_id)
         except GraphError as error:
-            if error.status == 404:  # another runner sent it a moment ago
+            if error.status == 404:  # sent already (by an attempt that died, or another runner)
                 return "sent before"
             raise
         return "sent"

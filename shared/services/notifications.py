@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 from shared.subscriptions import Subscription
 
+MAX_TRACKED_USERS = 200  # notified user ids kept per sync request (shared/services/sync.py re-checks them)
+
 
 class NotAcceptable(ValueError):
     """The body is not a notification collection (answered 400)."""
@@ -97,6 +99,11 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
         request = result.sync_requests.setdefault(subscription.tenant_id, {
             "tenant_id": subscription.tenant_id, "reason": "notification", "received_at": received_at,
             "subscription_id": subscription_id, "lifecycle_events": []})
+        user_id = (item.get("resourceData") or {}).get("id") if isinstance(item.get("resourceData"), dict) else None
+        if not lifecycle and isinstance(user_id, str) and user_id:  # checked again if a delta misses it
+            users = request.setdefault("user_ids", [])
+            if user_id not in users and len(users) < MAX_TRACKED_USERS:
+                users.append(user_id)
         if event:
             request["reason"] = "lifecycle"
             if event not in request["lifecycle_events"]:
@@ -212,6 +219,10 @@ def merge_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         into["received_at"] = max(into.get("received_at", 0), request.get("received_at", 0))
         into["lifecycle_events"] += [e for e in events if e not in into["lifecycle_events"]]
+        users = into.setdefault("user_ids", [])
+        users += [u for u in request.get("user_ids") or [] if u not in users][:max(0, MAX_TRACKED_USERS - len(users))]
+        if not users:
+            del into["user_ids"]
         if events:
             into["reason"] = "lifecycle"
     return list(merged.values())

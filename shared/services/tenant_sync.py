@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from shared.aio import run_async
-from shared.messages import SyncRequest, sync_requests
-from shared.ports import Clock, GraphPort, LedgerPort, SubscriptionRepository, SyncGatePort, TenantRepository
+from shared.messages import SYNC_QUEUE, SyncRequest, sync_requests
+from shared.ports import (Clock, GraphPort, LedgerPort, MessageQueue, SubscriptionRepository, SyncGatePort,
+                          TenantRepository)
 from shared.services.subscriptions import SubscriptionManager
-from shared.services.sync import SyncReport, run_sync_request, sync_tenant
+from shared.services.sync import SyncReport, recheck_of, run_sync_request, sync_tenant, unseen_users
 
 log = logging.getLogger("prorata.tenants")
 
@@ -24,9 +25,11 @@ log = logging.getLogger("prorata.tenants")
 class TenantSync:
     def __init__(self, *, tenants: TenantRepository, subscriptions: SubscriptionRepository, ledger: LedgerPort,
                  gate: SyncGatePort, graph: Callable[[], GraphPort], manager: Callable[[], SubscriptionManager],
-                 clock: Clock, pool: Callable[[], Executor]):
+                 clock: Clock, pool: Callable[[], Executor], queues: MessageQueue | None = None,
+                 recheck_delays: tuple[int, ...] = ()):
         self.tenants, self.subscriptions, self.ledger, self.gate = tenants, subscriptions, ledger, gate
         self._graph, self._manager, self.now, self._pool = graph, manager, clock, pool
+        self._queues, self._recheck_delays = queues, list(recheck_delays)
 
     async def sync(self, tenant_id: str, requested_at: datetime | None = None) -> list[SyncReport]:
         """A sync of the tenant under its gate (again if triggers arrive meanwhile); nothing if a
@@ -69,4 +72,21 @@ class TenantSync:
                 log.warning("Tenant %s: Graph says notifications were missed; running a delta.", tenant_id)
         received = request.received_at
         requested_at = datetime.fromtimestamp(received, timezone.utc) if received is not None else None
-        return await self.sync(tenant_id, requested_at)
+        reports = await self.sync(tenant_id, requested_at)
+        self._recheck(request, reports, requested_at)
+        return reports
+
+    def _recheck(self, request: SyncRequest, reports: list[SyncReport], requested_at: datetime | None) -> None:
+        """Notified users no delta returned yet (Graph's replication delay) are checked again by
+        a delayed message, a few times (SYNC_RECHECK_SECONDS), before they count as covered."""
+        missing = unseen_users(request, reports, requested_at)
+        follow = recheck_of(request, missing, self._recheck_delays)
+        if follow is not None and self._queues is not None:
+            again, delay = follow
+            self._queues.send(SYNC_QUEUE, again.to_json(), delay_seconds=delay)
+            log.info("Tenant %s: %d notified user(s) not in the delta yet (Graph's replication delay); "
+                     "checking again in %d s (re-check %d).", request.tenant_id, len(missing), delay, again.recheck)
+        elif missing:
+            log.warning("Tenant %s: %d notified user(s) still not in a delta after the re-checks (a change Prorata "
+                        "does not track, or a slow replication: the daily delta catches it).",
+                        request.tenant_id, len(missing))

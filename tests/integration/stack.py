@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Callable
 
 from devtools.azurite import free_ports
+from devtools.grants import consent_client, consent_msp
 from devtools.graph_sim import GraphSimulator
 from devtools.host import DevHost
 from shared.app import Prorata
@@ -26,7 +27,8 @@ def stack_settings(connection_string: str, sim: GraphSimulator, host_port: int, 
             "MSP_TENANT_ID": MSP_TENANT, "INVOICE_MAILBOX": "billing@northwind-msp.example",
             "MONTH_END_SCHEDULE": "0 0 6 1 * *", "MONTH_END_CATCHUP_SCHEDULE": "0 0 0 1 1 *",
             "SUBSCRIPTION_RENEW_SCHEDULE": "0 0 0 1 1 *",
-            "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *", "BRAND_NAME": "Northwind MSP", **extra}
+            "DAILY_SYNC_SCHEDULE": "0 0 0 1 1 *", "BRAND_NAME": "Northwind MSP",
+            "SYNC_RECHECK_SECONDS": "1,2", **extra}
 
 
 @contextmanager
@@ -37,6 +39,7 @@ def running_stack(connection_string: str, **extra: str):
         settings = stack_settings(connection_string, sim, port, **extra)
         sim.add_tenant(MSP_TENANT, "Northwind MSP", "northwind-msp.example")
         sim.create_user(MSP_TENANT, "Billing", "billing@northwind-msp.example")
+        consent_msp(sim, MSP_TENANT, "billing@northwind-msp.example")  # as docs/deploy.md grants
         host = DevHost(settings=settings, port=port).start()
         try:
             yield sim, host, Prorata(Settings(settings))
@@ -66,3 +69,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def add_client_tenant(sim: GraphSimulator, tenant_id: str, name: str, domain: str) -> None:
+    """A client tenant whose admin consented as docs/deploy.md asks (and nothing more)."""
+    sim.add_tenant(tenant_id, name, domain)
+    consent_client(sim, tenant_id)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -19,6 +20,7 @@ from devtools.graph_sim import GraphSimulator
 from tests.integration.graph_sim_helpers import WebhookReceiver, graph_client
 
 UTC = timezone.utc
+DIRECTORY_ROLES = ("User.Read.All", "LicenseAssignment.Read.All")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,7 +56,7 @@ def sim(running_sim):
 @pytest.fixture
 def tenant(sim):
     tid = str(uuid.uuid4())
-    sim.add_tenant(tid, "Contoso", "contoso.example")
+    sim.add_tenant(tid, "Contoso", "contoso.example", roles=DIRECTORY_ROLES)
     sim.add_sku(tid, "SPE_E3", prepaid=10)
     sim.add_sku(tid, "EXCHANGESTANDARD", prepaid=5)
     return tid
@@ -122,7 +124,7 @@ def test_a_full_delta_sync_pages_with_next_links_until_a_delta_link_with_only_se
     assert all(set(u) == {"id", "displayName"} for u in raw["value"]) and "@odata.deltaLink" in raw
 
 
-def test_an_incremental_delta_returns_each_changed_user_once_with_removed_markers_and_restores(sim, tenant):
+def test_an_incremental_delta_returns_each_change_in_order_with_only_the_changed_properties_removed_markers_and_restores(sim, tenant):
     keep, soft, hard, licensed, quiet = (sim.create_user(tenant, name) for name in ("Keep", "Soft", "Hard", "Licensed", "Quiet"))
     client = graph_client(sim.base_url, tenant)
     delta_link = run(full_delta(client))[-1].odata_delta_link
@@ -134,14 +136,19 @@ def test_an_incremental_delta_returns_each_changed_user_once_with_removed_marker
     sim.update_user(tenant, quiet, mail="elsewhere@contoso.example")  # mail is not selected: not tracked
     added = sim.create_user(tenant, "Newcomer")
     pages = run(follow(client, delta_link))
-    changes = {u.id: u for u in users_of(pages)}
+    entries = users_of(pages)
+    changes = {u.id: u for u in entries}
 
-    assert set(changes) == {soft, hard, licensed, added}
+    # delta-query-overview: one entity may come several times, each entry with the changed
+    # properties (and id) only
+    assert [u.id for u in entries] == [soft, hard, licensed, licensed, added]
     assert changes[soft].additional_data["@removed"] == {"reason": "changed"}
     assert changes[hard].additional_data["@removed"] == {"reason": "deleted"}
-    assert changes[licensed].account_enabled is False
-    assert [str(a.sku_id) for a in changes[licensed].assigned_licenses] == [sim.sku_id(tenant, "SPE_E3")]
-    assert "@removed" not in changes[added].additional_data
+    licence_entry, disable_entry = [u for u in entries if u.id == licensed]
+    assert [str(a.sku_id) for a in licence_entry.assigned_licenses] == [sim.sku_id(tenant, "SPE_E3")]
+    assert licence_entry.account_enabled is None and licence_entry.display_name is None
+    assert disable_entry.account_enabled is False and disable_entry.assigned_licenses is None
+    assert "@removed" not in changes[added].additional_data and changes[added].display_name == "Newcomer"
 
     sim.restore_user(tenant, soft)
     again = users_of(run(follow(client, pages[-1].odata_delta_link)))
@@ -161,7 +168,7 @@ def test_delta_token_latest_gives_no_users_and_a_fresh_delta_link(sim, tenant):
     assert [u.id for u in users_of(run(follow(client, latest.odata_delta_link)))] == [added]
 
 
-def test_an_unknown_expired_or_invalidated_delta_token_is_410_sync_state_not_found(sim, tenant):
+def test_an_unknown_expired_or_invalidated_delta_token_is_400_sync_state_not_found_or_another_expiry_form(sim, tenant):
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     sim.create_user(tenant, "Someone")
@@ -171,18 +178,27 @@ def test_an_unknown_expired_or_invalidated_delta_token_is_410_sync_state_not_fou
     with pytest.raises(ODataError) as unknown:
         run(client.users.delta.with_url(f"{sim.base_url}/users/delta()?$deltatoken=made-up").get())
     status, code, message = odata_error(unknown)
-    assert (status, code) == (410, "syncStateNotFound") and "unknown" in message
+    assert (status, code) == (400, "syncStateNotFound") and "unknown" in message
 
     sim.advance(timedelta(days=7, minutes=1))
     with pytest.raises(ODataError) as stale:
         run(client.users.delta.with_url(link).get())
-    assert odata_error(stale)[:2] == (410, "syncStateNotFound") and "7 days" in odata_error(stale)[2]
+    assert odata_error(stale)[:2] == (400, "syncStateNotFound") and "7 days" in odata_error(stale)[2]
 
     fresh = run(full_delta(client))[-1].odata_delta_link
     sim.invalidate_delta_tokens(tenant)
     with pytest.raises(ODataError) as invalidated:
         run(client.users.delta.with_url(fresh).get())
-    assert odata_error(invalidated)[:2] == (410, "syncStateNotFound") and "invalidated" in odata_error(invalidated)[2]
+    assert odata_error(invalidated)[:2] == (400, "syncStateNotFound") and "reset" in odata_error(invalidated)[2]
+
+    for form, status, code in (("gone", 410, "syncStateNotFound"), ("resyncRequired", 410, "resyncRequired"),
+                               ("Directory_ExpiredPageToken", 400, "Directory_ExpiredPageToken")):
+        fresh = run(full_delta(client))[-1].odata_delta_link
+        sim.invalidate_delta_tokens(tenant, form)
+        answer = httpx.get(fresh, headers={"Authorization": f"Bearer sim-token.{tenant}"})
+        assert (answer.status_code, answer.json()["error"]["code"]) == (status, code)
+        if form == "resyncRequired":  # where to start over: a round without a token
+            assert "deltatoken" not in answer.headers["Location"] and "$select=" in answer.headers["Location"]
 
 
 def test_a_replayed_delta_returns_every_live_user_again(sim, tenant):
@@ -201,11 +217,11 @@ def test_delta_tokens_of_one_tenant_are_unknown_to_another(sim, tenant):
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
     other = str(uuid.uuid4())
-    sim.add_tenant(other, "Fabrikam")
+    sim.add_tenant(other, "Fabrikam", roles=DIRECTORY_ROLES)
     link = run(full_delta(graph_client(sim.base_url, tenant)))[-1].odata_delta_link
     with pytest.raises(ODataError) as err:
         run(graph_client(sim.base_url, other).users.delta.with_url(link).get())
-    assert odata_error(err)[:2] == (410, "syncStateNotFound")
+    assert odata_error(err)[:2] == (400, "syncStateNotFound")
 
 
 # ---------------------------------------------------------------------- users and SKUs
@@ -217,7 +233,7 @@ def test_users_are_read_with_select_and_by_upn_and_isolated_per_tenant(sim, tena
     uid = sim.create_user(tenant, "Ada Lovelace", "ada@contoso.example", skus=["SPE_E3"])
     guest = sim.create_user(tenant, "Guest Person", user_type="Guest")
     other = str(uuid.uuid4())
-    sim.add_tenant(other, "Fabrikam")
+    sim.add_tenant(other, "Fabrikam", roles=DIRECTORY_ROLES)
     client = graph_client(sim.base_url, tenant)
 
     default = run(client.users.by_user_id(uid).get())
@@ -446,7 +462,7 @@ def test_directory_changes_are_notified_in_order_with_client_state_tenant_and_re
 
 def test_failed_deliveries_are_retried_and_dropped_notifications_never_arrive(sim, tenant, receiver):
     run(graph_client(sim.base_url, tenant).subscriptions.post(new_subscription(sim, receiver)))
-    receiver.status_script = [503, 500]
+    receiver.status_script = [503, 400]  # any non-2xx is retried
 
     kept = sim.create_user(tenant, "Retried")
     sim.drop_next_notifications(tenant, 1)
@@ -456,7 +472,7 @@ def test_failed_deliveries_are_retried_and_dropped_notifications_never_arrive(si
     assert [i["resourceData"]["id"] for i in receiver.accepted_items()] == [kept]
     log = [e for e in sim.delivery_log if e["kind"] == "change"]
     assert [(e["outcome"], e["status"]) for e in log if e["outcome"] != "dropped"] == [
-        ("retrying", 503), ("retrying", 500), ("ok", 202)]
+        ("retrying", 503), ("retrying", 400), ("ok", 202)]
     assert [e["resources"] for e in log if e["outcome"] == "dropped"] == [[f"Users/{lost}"]]
     assert lost not in json.dumps(receiver.posts)
 
@@ -477,8 +493,10 @@ def test_lifecycle_notifications_go_to_the_lifecycle_url_and_subscription_remove
     sub = run(client.subscriptions.post(new_subscription(sim, receiver)))
 
     sim.send_lifecycle(sub.id, "reauthorizationRequired")
-    sim.send_lifecycle(sub.id, "missed")
-    sim.send_lifecycle(sub.id, "subscriptionRemoved")
+    with pytest.raises(ValueError, match="only reauthorizationRequired"):
+        sim.send_lifecycle(sub.id, "missed")  # Graph sends users no other lifecycle event
+    sim.send_lifecycle(sub.id, "missed", unusual=True)
+    sim.send_lifecycle(sub.id, "subscriptionRemoved", unusual=True)
     assert sim.wait_deliveries(5)
 
     items = receiver.accepted_items("/lifecycle")
@@ -521,6 +539,7 @@ def msp(sim):
     tid = str(uuid.uuid4())
     sim.add_tenant(tid, "MSP", "msp.example")
     sim.create_user(tid, "Billing", "billing@msp.example")
+    sim.grant_mailbox(tid, "billing@msp.example", "Mail.Send", "Mail.ReadWrite", "Mail.Read")
     return tid
 
 
@@ -545,6 +564,7 @@ def test_send_mail_refuses_a_mailbox_of_another_tenant_and_an_inline_attachment_
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 
+    sim.grant(tenant, "Mail.Send")  # even with Mail.Send in its own tenant
     with pytest.raises(ODataError) as foreign:
         run(graph_client(sim.base_url, tenant).users.by_user_id("billing@msp.example").send_mail.post(
             SendMailPostRequestBody(message=mail_message("Hi"))))
@@ -591,7 +611,8 @@ def test_an_attachment_over_3_mb_goes_through_an_upload_session_and_the_draft_is
                 answers.append(await raw.put(session.upload_url, content=piece, headers={
                     "Content-Range": f"bytes {start}-{start + len(piece) - 1}/{len(data)}",
                     "Content-Type": "application/octet-stream"}))
-            out_of_order = await raw.put(session.upload_url, content=b"x", headers={"Content-Range": f"bytes 5-5/{len(data)}"})
+            out_of_order = await raw.put(session.upload_url, content=b"x", headers={
+                "Content-Range": f"bytes 5-5/{len(data)}", "Content-Type": "application/octet-stream"})
         await mailbox.messages.by_message_id(draft.id).send.post()
         return answers, out_of_order
 
@@ -626,7 +647,8 @@ def test_the_control_api_over_http_drives_the_directory_clock_and_outbox(sim):
     control = httpx.Client(base_url=sim.control_url)
     tid = "tenant-over-http"
 
-    assert control.post("/tenants", json={"tenant_id": tid, "name": "Northwind", "domain": "northwind.example"}).status_code == 200
+    assert control.post("/tenants", json={"tenant_id": tid, "name": "Northwind", "domain": "northwind.example",
+                                          "roles": ["User.Read.All"]}).status_code == 200
     sku = control.post(f"/tenants/{tid}/skus", json={"sku_part_number": "SPE_E5", "prepaid": 3}).json()["skuId"]
     uid = control.post(f"/tenants/{tid}/users", json={"display_name": "Remote", "skus": ["SPE_E5"],
                                                      "created": "2026-01-02T03:04:05Z"}).json()["id"]
@@ -638,6 +660,9 @@ def test_the_control_api_over_http_drives_the_directory_clock_and_outbox(sim):
 
     graph = httpx.Client(base_url=sim.base_url, headers={"Authorization": f"Bearer sim-token.{tid}"})
     assert graph.get("/subscribedSkus").status_code == 429
+    assert graph.get("/subscribedSkus").json()["error"]["code"] == "Authorization_RequestDenied"
+    assert control.post(f"/tenants/{tid}/grant", json={"roles": ["LicenseAssignment.Read.All"]}).status_code == 200
+    assert graph.get("/subscribedSkus").status_code == 200
     user = graph.get(f"/users/{uid}", params={"$select": "accountEnabled,assignedLicenses,createdDateTime"}).json()
     assert user["accountEnabled"] is False and user["assignedLicenses"][0]["skuId"] == sku
     assert user["createdDateTime"] == "2026-01-02T03:04:05Z"
@@ -659,3 +684,102 @@ def test_the_graph_sim_command_serves_until_stopped(tmp_path):
     finally:
         process.terminate()
         assert process.wait(10) == 0
+
+
+def test_a_change_shows_in_delta_only_after_the_replication_delay_though_its_notification_leaves_at_once(
+        sim, tenant, receiver):
+    client = graph_client(sim.base_url, tenant)
+    run(client.subscriptions.post(new_subscription(sim, receiver)))
+    uid = sim.create_user(tenant, "Early")
+    link = run(full_delta(client))[-1].odata_delta_link
+    sim.set_replication_delay(0.6)
+    try:
+        sim.disable_user(tenant, uid)
+        assert sim.wait_deliveries(5) and receiver.accepted_items()[-1]["resourceData"]["id"] == uid
+        pages = run(follow(client, link))
+        assert users_of(pages) == []
+        time.sleep(0.7)
+        later = users_of(run(follow(client, pages[-1].odata_delta_link)))  # the newer link still holds it
+        assert [(u.id, u.account_enabled) for u in later] == [(uid, False)]
+    finally:
+        sim.set_replication_delay(0)
+
+
+def test_subscribed_skus_tell_company_wide_free_and_lapsing_subscriptions_apart(sim, tenant):
+    sim.add_sku(tenant, "FLOW_FREE", prepaid=10_000)
+    sim.add_sku(tenant, "AAD_PREMIUM_P2_COMPANY", prepaid=1, applies_to="Company")
+    sim.set_sku_status(tenant, "EXCHANGESTANDARD", "Warning")
+    sim.set_prepaid_units(tenant, "EXCHANGESTANDARD", 0, warning=5)
+    with pytest.raises(ValueError, match="company"):
+        sim.create_user(tenant, "Nobody", skus=["AAD_PREMIUM_P2_COMPANY"])
+    skus = {s["skuPartNumber"]: s for s in sim.skus(tenant)}
+    assert skus["AAD_PREMIUM_P2_COMPANY"]["appliesTo"] == "Company"
+    assert skus["FLOW_FREE"]["prepaidUnits"]["enabled"] == 10_000 and skus["FLOW_FREE"]["appliesTo"] == "User"
+    assert skus["EXCHANGESTANDARD"]["capabilityStatus"] == "Warning"
+    assert skus["EXCHANGESTANDARD"]["prepaidUnits"] == {"enabled": 0, "suspended": 0, "warning": 5, "lockedOut": 0}
+    assert all(len(s["subscriptionIds"]) == 1 for s in skus.values())
+
+
+def test_a_notification_answered_too_slowly_counts_as_failed_and_is_retried(sim, tenant):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    calls = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            if "validationToken" in self.path:
+                token = self.path.split("validationToken=")[1]
+                from urllib.parse import unquote
+                payload = unquote(token).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                time.sleep(3.5)  # Graph waits about 3 s
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+        body = {"changeType": "updated", "resource": "/users", "notificationUrl": url,
+                "expirationDateTime": (sim.now() + timedelta(hours=1)).isoformat()}
+        answer = httpx.post(f"{sim.base_url}/subscriptions", json=body,
+                            headers={"Authorization": f"Bearer sim-token.{tenant}"}, timeout=30)
+        assert answer.status_code == 201
+        sim.create_user(tenant, "Slowly Answered")
+        assert sim.wait_deliveries(10)
+        outcomes = [(e["outcome"], e["status"]) for e in sim.delivery_log if e["kind"] == "change"]
+        assert outcomes[0][0] == "retrying" and outcomes[0][1] is None and outcomes[-1] == ("ok", 202)
+        assert len(calls) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_round_without_a_token_shows_only_replicated_state_and_its_link_brings_the_rest(sim, tenant):
+    client = graph_client(sim.base_url, tenant)
+    renamed = sim.create_user(tenant, "Old Name")
+    sim.set_replication_delay(0.6)
+    try:
+        sim.update_user(tenant, renamed, display_name="New Name")
+        newcomer = sim.create_user(tenant, "Newcomer")
+        pages = run(full_delta(client))
+        assert [(u.id, u.display_name) for u in users_of(pages)] == [(renamed, "Old Name")]
+        time.sleep(0.7)
+        later = users_of(run(follow(client, pages[-1].odata_delta_link)))
+        assert [(u.id, u.display_name) for u in later] == [(renamed, "New Name"), (newcomer, "Newcomer")]
+    finally:
+        sim.set_replication_delay(0)

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.tenants import OFFBOARDED
-from tests.integration.stack import FUNCTION_KEY, call, running_stack
+from tests.integration.stack import add_client_tenant, FUNCTION_KEY, call, running_stack
 
 CLIENT = "5b1f2e3d-6c7a-4b8e-9f10-1a2b3c4d5e6f"
 CASES = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -30,7 +30,7 @@ def onboarding(tenant_id: str = CLIENT) -> dict:
 @pytest.fixture(scope="module")
 def stack(azurite):
     with running_stack(azurite.connection_string) as (sim, host, app):
-        sim.add_tenant(CLIENT, "Fuzz Dental", "fuzz.example")
+        add_client_tenant(sim, CLIENT, "Fuzz Dental", "fuzz.example")
         sim.add_sku(CLIENT, "SPB", prepaid=5)
         sim.create_user(CLIENT, "Ann Lee", "ann@fuzz.example", skus=["SPB"])
         status, _, body = call(host, "POST", "/api/tenants", onboarding())

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.tenants import ACTIVE, AWAITING_CONSENT
-from tests.integration.stack import call, running_stack, wait_for
+from tests.integration.stack import add_client_tenant, call, running_stack, wait_for
 
 APP_ID = "11111111-2222-4333-8444-555555555555"
 CLIENT = "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"
@@ -43,7 +43,7 @@ def test_an_unconsented_client_is_answered_202_with_the_consent_url_then_activat
     assert app.tenants.get(CLIENT).status == AWAITING_CONSENT and app.subscriptions.for_tenant(CLIENT) == []
 
     # The next day the admin has consented (the tenant now answers), and the daily timer runs.
-    sim.add_tenant(CLIENT, "Late Consent Ltd", "late.example")
+    add_client_tenant(sim, CLIENT, "Late Consent Ltd", "late.example")  # consented as docs/deploy.md asks
     sim.create_user(CLIENT, "Ivy Ng", "ivy@late.example")
     sim.create_user(CLIENT, "Jo Park", "jo@late.example")
     assert call(host, "POST", "/admin/functions/daily_sync", {"input": ""})[0] == 202

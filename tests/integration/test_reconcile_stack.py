@@ -14,7 +14,7 @@ import pytest
 from devtools import cmd_reconcile
 from shared.billing.reconciliation import DRIFT, EXCLUDED_HOLDING_LICENSES, IDLE_UNITS, UNPRICED_IN_USE
 from shared.messages import SYNC_QUEUE
-from tests.integration.stack import call, running_stack, wait_for
+from tests.integration.stack import add_client_tenant, call, running_stack, wait_for
 
 DENTAL = "6d1f4b2a-8c3e-4a5f-9b7d-1e2c3a4b5c6d"
 _LOOP = asyncio.new_event_loop()  # one loop for the module: the app's Graph clients keep their pool on it
@@ -27,7 +27,7 @@ def run(coroutine):
 @pytest.fixture(scope="module")
 def stack(azurite):
     with running_stack(azurite.connection_string) as (sim, host, app):
-        sim.add_tenant(DENTAL, "Contoso Dental", "contosodental.example")
+        add_client_tenant(sim, DENTAL, "Contoso Dental", "contosodental.example")
         sim.add_sku(DENTAL, "SPB", prepaid=6)
         sim.add_sku(DENTAL, "EXCHANGESTANDARD", prepaid=1)
         users = {

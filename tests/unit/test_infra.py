@@ -549,3 +549,28 @@ def test_the_secret_ish_graph_settings_are_documented_as_optional_and_left_out_o
     assert row["optional"].lower().startswith("yes")
     assert row["deployment"].lower().startswith("not set")
     assert name not in app_settings()
+
+
+def test_the_http_functions_have_explicit_concurrency_and_one_always_ready_instance_by_default():
+    site = next(r for r in bicep(FUNCTION_APP).resources() if r.type.startswith("Microsoft.Web/sites@")).value
+    scale = site["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale["triggers"]["http"]["perInstanceConcurrency"] == Expr("httpPerInstanceConcurrency")
+    assert scale["alwaysReady"] == [{"name": "http", "instanceCount": Expr("httpAlwaysReadyInstances")}]
+    main = bicep(MAIN)
+    assert main.resolve(main.params["httpPerInstanceConcurrency"]) > 1  # Python's platform default is 1
+    assert main.resolve(main.params["httpAlwaysReadyInstances"]) == 1
+    text = MAIN.read_text(encoding="utf-8")
+    assert re.search(r"httpPerInstanceConcurrency:\s*httpPerInstanceConcurrency", text)
+    assert re.search(r"httpAlwaysReadyInstances:\s*httpAlwaysReadyInstances", text)
+    deploy = DEPLOY_DOC.read_text(encoding="utf-8")
+    assert "`httpAlwaysReadyInstances`" in deploy and "USD" in deploy  # documented with its cost
+
+
+def test_storage_redundancy_is_a_parameter_that_defaults_to_zone_or_geo_redundancy():
+    main = bicep(MAIN)
+    assert main.resolve(main.params["storageSku"]) in {"Standard_ZRS", "Standard_GZRS", "Standard_RAGZRS"}
+    assert re.search(r"skuName:\s*storageSku", MAIN.read_text(encoding="utf-8"))
+    storage_file = bicep(BICEP / "modules" / "storage.bicep")
+    assert storage_file.resolve(storage_file.params["skuName"]) != "Standard_LRS"
+    account = next(r for r in storage_file.resources() if r.type.startswith("Microsoft.Storage/storageAccounts@"))
+    assert account.value["sku"]["name"] == Expr("skuName")

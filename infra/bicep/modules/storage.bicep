@@ -13,14 +13,16 @@ param location string
 @description('Tags of the storage account.')
 param tags object
 
-@description('Replication of the storage account.')
+@description('Replication of the storage account: zone-redundant by default (the ledger and invoices are the books of record).')
 @allowed([
-  'Standard_LRS'
   'Standard_ZRS'
-  'Standard_GRS'
   'Standard_GZRS'
+  'Standard_RAGZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_LRS'
 ])
-param skuName string = 'Standard_LRS'
+param skuName string = 'Standard_GZRS'
 
 @description('Blob containers to create (invoices and the deployment package container).')
 param containerNames array
@@ -32,6 +34,8 @@ param queueNames array
 param tableNames array
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: no virtual network in this template: the Flex Consumption host reaches its storage over the public endpoint; every client signs in with the managed identity (shared key access is off)
+  // checkov:skip=CKV_AZURE_59: same reason: public network access stays on for the host without a VNet; anonymous blob access and shared keys are off
   name: name
   location: location
   tags: tags
