@@ -57,7 +57,7 @@ class Simulator:
 
     def __init__(self) -> None:
         self.port = free_ports(1)[0]
-        self.process = subprocess.Popen([sys.executable, "-m", "devtools.cli", "graph-sim", "--port", str(self.port)],
+        self.process = subprocess.Popen([sys.executable, "-m", "devtools.cli", "graph-sim", "--port", str(self.port), "--no-msp"],
                                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process)
