@@ -148,7 +148,7 @@ class Prorata:
     @property
     def subscription_manager(self) -> SubscriptionManager:
         from shared.services.subscriptions import SubscriptionManager
-        return SubscriptionManager(self.settings, self.subscriptions, self.tenants, self.graph, self.now)
+        return SubscriptionManager(self.settings, self.subscriptions, self.tenants, self.graph, self.now, self.queues)
 
     @cached_property
     def syncing(self) -> TenantSync:

@@ -118,16 +118,16 @@ class SubscriptionCache:
     acknowledgement waits for that read.
 
     Unknown ids are remembered too, for `negative_ttl_seconds` only (a forged flood repeats its
-    ids; a genuine id is unknown only before its row is saved, and Graph creates the
-    subscription before Prorata saves it, so a short memory loses nothing a delta does not
-    cover). Within one request at most `reads_per_request` ids are read one by one; past that
+    ids). A genuine id is unknown only before its row is saved (Graph creates the subscription
+    before Prorata can save it); the subscription manager then queues a delta that begins once
+    this memory has expired, so whatever was dropped meanwhile is covered. Within one request at most `reads_per_request` ids are read one by one; past that
     the whole (small) subscription table is read once and answers for every other id, so a
     body of a thousand invented ids costs a few reads, not a thousand.
     """
 
     def __init__(self, load: Callable[[str], Subscription | None],
                  load_all: Callable[[], list[Subscription]] | None = None, *, ttl_seconds: float = 30.0,
-                 negative_ttl_seconds: float = 5.0, reads_per_request: int = 8, max_entries: int = 20_000,
+                 negative_ttl_seconds: float = 2.0, reads_per_request: int = 8, max_entries: int = 20_000,
                  clock: Callable[[], float] = time.monotonic):
         self._load, self._load_all = load, load_all
         self._ttl, self._negative_ttl = ttl_seconds, negative_ttl_seconds
