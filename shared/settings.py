@@ -50,7 +50,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "PAYMENT_LINK": ("", "https link where clients pay online (printed and in the email)"),
     "PAYMENT_REFERENCE": ("{number}", "the reference clients quote with a payment ({number}: the invoice number)"),
     "WEBHOOK_MAX_ITEMS": ("1000", "most items accepted in one notification body (413 above; Graph sends a few hundred)"),
-    "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("5", "how long the webhook remembers that a subscription id is unknown"),
+    "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("2", "how long the webhook remembers that a subscription id is unknown"),
     "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
                                       "answered by then; Graph wants an answer within 3 s"),
     "HOLD_IF_TOTAL_CHANGES_PERCENT": ("50", "hold an invoice (not emailed) whose total differs from the client's "

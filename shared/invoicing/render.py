@@ -488,23 +488,31 @@ def render_pdf(document: InvoiceDocument, brand: Brand) -> bytes:
     The only resources the render may read are the templates' directory, the fallback font and
     the brand's https logo host (an https logo is fetched at render time, at most 10 s; a
     data: URL needs no fetch and is the better choice for a Function App)."""
+    return html_to_pdf(render_html(document, brand), brand.logo_url, document.number)
+
+
+def html_to_pdf(html: str, logo_url: str, number: str) -> bytes:
+    """The PDF of an invoice's HTML (render_html): the slow half of render_pdf, on plain text
+    arguments so that a worker process can run it (shared/invoicing/pdf_pool.py)."""
     from xhtml2pdf import pisa  # slow import (about 0.5 s): only where a PDF is made
 
-    html = render_html(document, brand)
+    from shared.invoicing.pdf_single_pass import single_pass
+
     out = io.BytesIO()
-    status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_resource_policy(brand))
+    with single_pass():  # "Page N of M" without a second layout pass
+        status = pisa.CreatePDF(html, dest=out, encoding="utf-8", resource_policy=_resource_policy(logo_url))
     if status.err:
-        raise RuntimeError(f"invoice {document.number}: xhtml2pdf failed with {status.err} error(s)")
+        raise RuntimeError(f"invoice {number}: xhtml2pdf failed with {status.err} error(s)")
     return out.getvalue()
 
 
-def _resource_policy(brand: Brand):
+def _resource_policy(logo_url: str):
     from urllib.parse import urlsplit
 
     from xhtml2pdf.config.resources import ResourceAccessPolicy
 
     fonts = _unicode_fonts()
-    logo_host = urlsplit(brand.logo_url).hostname if brand.logo_url.startswith("https://") else None
+    logo_host = urlsplit(logo_url).hostname if logo_url.startswith("https://") else None
     return ResourceAccessPolicy.server(
         base_dir=_TEMPLATES,
         extra_roots=tuple({os.path.dirname(path) for path in fonts if path}) if fonts else (),
