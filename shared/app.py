@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CLOSE_QUEUE", "SYNC_QUEUE", "Prorata", "get_app", "run_async", "utc_now"]
 
-SYNC_WORKERS = 4  # the requests of one tenant-sync message run side by side on this many threads
+SYNC_WORKERS = 16  # the requests of tenant-sync messages run side by side on this many threads (they wait on I/O)
 
 
 def utc_now() -> datetime:

@@ -124,8 +124,9 @@ class RunRepository(Protocol):
 class InvoiceCounter(Protocol):
     """The MSP's gap-free invoice numbers."""
 
-    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
-        """Gives the computed invoice of (tenant, period) its number (or finds the one it has)."""
+    def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
+        """Gives the computed invoice of (tenant, period) its number (or finds the one it has);
+        `row`: the invoice row as the caller last read or wrote it (saves reading it again)."""
 
     def last_number(self) -> int: ...
 

@@ -1,4 +1,4 @@
-"""Runs the demo: local stand-ins up, three clients onboarded, a month played through Graph
+"""Runs the demo: local stand-ins up, four clients onboarded, a month played through Graph
 notifications, the month-end close through its timer, then a short summary.
 
 Only the clock is simulated (the simulator's and the app's, moved together); everything else
@@ -81,7 +81,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
                         format="%(levelname)s %(name)s: %(message)s")
     prepare_out(out)
     month = plan_month(period.year, period.month)
-    say(f"Prorata demo: three sample clients through {period_name(period)}, then the month-end close.")
+    say(f"Prorata demo: {len(CLIENTS)} sample clients through {period_name(period)}, then the month-end close.")
     say("[1/5] Starting Azurite, the Graph simulator and the development Functions host ...")
     with Azurite() as azurite, GraphSimulator() as sim:
         port = free_ports(1)[0]
@@ -95,6 +95,9 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
             "DAILY_SYNC_SCHEDULE": "0 30 2 * * *", "BRAND_NAME": "Northwind MSP",
             "BRAND_ADDRESS": "12 Harbour Street|Portsmouth PO1 2AB|United Kingdom",
             "INVOICE_NUMBER_PREFIX": "NW-", "SYNC_RECHECK_SECONDS": "1,2",
+            "BRAND_VAT_ID": "GB 123 4567 89", "BRAND_COMPANY_ID": "09876543",
+            "PAYMENT_BANK_NAME": "Harbour Bank plc", "PAYMENT_IBAN": "GB82 WEST 1234 5698 7654 32",
+            "PAYMENT_BIC": "WESTGB2L",
         }
         start = period.start("UTC") - timedelta(days=3)
         clock = Clock(sim, start)
@@ -120,6 +123,19 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
             host.stop()
 
 
+def sku_guid(part_number: str) -> str | None:
+    """Microsoft's SKU id of a part number (from the product catalog), so the simulated tenants
+    list the real ids; None lets the simulator make one up."""
+    from shared.invoicing.products import catalog
+    product = catalog().get(part_number.lower())
+    return product.guid if product is not None else None
+
+
+def invoice_number(subject: str) -> str:
+    """The invoice number in an email subject, in whichever language it is written."""
+    return next((word for word in subject.split() if word.startswith("NW-")), subject)
+
+
 def period_name(period: Period) -> str:
     return period.first_day.strftime("%B %Y")
 
@@ -142,12 +158,12 @@ def settle(sim: GraphSimulator, host: DevHost) -> None:
 
 
 def onboard(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
-    say("[2/5] Onboarding three clients (plan, billing contacts, baseline sync, Graph subscription) ...")
+    say(f"[2/5] Onboarding {len(CLIENTS)} clients (plan, billing contacts, baseline sync, Graph subscription) ...")
     for client in CLIENTS:
         sim.add_tenant(client.tenant_id, client.name, client.domain)
         consent_client(sim, client.tenant_id)
         for sku, prepaid in client.skus.items():
-            sim.add_sku(client.tenant_id, sku, prepaid=prepaid)
+            sim.add_sku(client.tenant_id, sku, prepaid=prepaid, sku_id=sku_guid(sku))
         for n, (name, upn, skus, kind) in enumerate(month.baseline[client.tenant_id]):
             sim.create_user(client.tenant_id, name, upn, skus=skus, user_type=kind,
                             created=clock.now - timedelta(days=60 + 37 * n))
@@ -287,6 +303,7 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         files.append(target)
     sim.export_outbox(out / "outbox")
     sent = [m for m in sim.outbox if m.mailbox.lower() == MAILBOX]
+    width = max(len(client.name) for client in CLIENTS)
     for client in CLIENTS:
         status, preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")
         if status != 200 or not isinstance(preview, dict):
@@ -294,10 +311,10 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         mail = next((m for m in sent if set(m.to) & set(client.contacts) and m.subject.startswith("Invoice ")
                      and m.subject.endswith(f"for {period_name(period)}")), None)
         users = len({line["user_id"] for line in preview["lines"]})
-        say(f"      {client.name:<19} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
-            + (f"{mail.subject.split(' from ')[0]} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
+        say(f"      {client.name:<{width}} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
+            + (f"{invoice_number(mail.subject)} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
         status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
-        say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
+        say(f"      {'':<{width}} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
     previous = period.previous()
     for blob in container.list_blobs(name_starts_with=f"{previous}/"):  # the first invoices and the correction
         target = out / "invoices" / blob.name

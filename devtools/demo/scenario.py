@@ -55,6 +55,15 @@ CLIENTS = [
             "sku_prices": {"SPE_E5": "85.00", "SPB": "33.00"}, "include_guests": False, "tax_rate": "0.10"},
            ("ap@tailspinstudios.example",), ("Tailspin Studios Pty Ltd", "88 George Street", "Sydney NSW 2000"),
            "en_AU", {"SPE_E5": 6, "SPB": 10}, staff=11, guests=2),
+    # A German client, invoiced wholly in German: names its tax, quotes its purchase order.
+    Client("4a7e1c93-58b2-4f06-9d3e-b1c2d3e4f5a6", "Müller & Kolb Steuerberatung", "muellerkolb.example",
+           {"tenant_id": "4a7e1c93-58b2-4f06-9d3e-b1c2d3e4f5a6", "name": "Müller & Kolb Steuerberatung",
+            "currency": "EUR", "timezone": "Europe/Berlin", "proration": "daily", "per_user_price": "39.00",
+            "sku_prices": {"SPB": "20.60", "Microsoft_365_Copilot": "28.10"}, "include_guests": True,
+            "tax_rate": "0.19", "tax_label": "MwSt.", "purchase_order": "BE-2026-0117"},
+           ("buchhaltung@muellerkolb.example",),
+           ("Müller & Kolb Steuerberatung PartG mbB", "Friedrichstraße 123", "10117 Berlin"), "de_DE",
+           {"SPB": 14, "Microsoft_365_Copilot": 3, "EXCHANGESTANDARD": 2}, staff=9, guests=1, service_accounts=1),
 ]
 
 

@@ -63,6 +63,13 @@ class Plan:
     exclude_upn_patterns: tuple[str, ...] = ()
     tax_rate: Decimal = Decimal("0")
     versions: tuple[PlanVersion, ...] = ()  # sorted by effective_from
+    # How the invoice names things (issue 14): `item_names` {item -> name} overrides the product
+    # catalog, `user_item_name` names the per-user fee, `tax_label` the tax ("VAT", "MwSt."), and
+    # `purchase_order` is the client's own reference, printed on every invoice when set.
+    item_names: Mapping[str, str] = field(default_factory=dict)
+    user_item_name: str = ""
+    tax_label: str = ""
+    purchase_order: str = ""
     holds: Mapping[str, object] = field(default_factory=dict)  # overrides of the HOLD_* settings (billing/holds.py)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +83,10 @@ class Plan:
             "require_license": self.require_license,
             "exclude_upn_patterns": list(self.exclude_upn_patterns), "tax_rate": str(self.tax_rate),
             "versions": [version.to_dict(self.currency) for version in self.versions],
+            **({"item_names": dict(self.item_names)} if self.item_names else {}),
+            **({"user_item_name": self.user_item_name} if self.user_item_name else {}),
+            **({"tax_label": self.tax_label} if self.tax_label else {}),
+            **({"purchase_order": self.purchase_order} if self.purchase_order else {}),
             **({"holds": dict(self.holds)} if self.holds else {}),
         }
 
@@ -230,6 +241,30 @@ def _versions(data: Mapping[str, Any]) -> tuple[PlanVersion, ...]:
         seen[version.effective_from] = index
         versions.append(version)
     return tuple(sorted(versions, key=lambda v: v.effective_from))
+def _label(data: Mapping[str, Any], name: str, limit: int = 200) -> str:
+    """An optional one-line text printed on invoices (empty when absent)."""
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"must be a string, got {value!r}", field=name)
+    text = " ".join(value.split())
+    if len(text) > limit:
+        raise InputError(f"must be at most {limit} characters, got {len(text)}", field=name)
+    return text
+
+
+def _item_names(data: Mapping[str, Any]) -> dict[str, str]:
+    names = data.get("item_names") or {}
+    if not isinstance(names, Mapping):
+        raise InputError("must be an object of item -> name", field="item_names")
+    result: dict[str, str] = {}
+    for item, name in names.items():
+        text = _label({"name": name}, "name")
+        if not text:
+            raise InputError("must be a non-empty string", field=f"item_names.{item}")
+        result[str(item)] = text
+    return result
 
 
 def check_timezone(zone: object, field_name: str = "timezone") -> str:
@@ -284,5 +319,9 @@ def _read_plan(data: object) -> Plan:
         exclude_upn_patterns=_patterns(data),
         tax_rate=check_tax_rate(parse_decimal(data.get("tax_rate", "0"), "tax_rate")),
         versions=_versions(data),
+        item_names=_item_names(data),
+        user_item_name=_label(data, "user_item_name"),
+        tax_label=_label(data, "tax_label", 40),
+        purchase_order=_label(data, "purchase_order", 100),
         holds=check_overrides(data.get("holds")),
     )

@@ -38,7 +38,7 @@ from typing import Iterable
 
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
-from shared.invoicing.render import item_label
+from shared.invoicing.render import display_address, item_label
 from shared.spreadsheet import csv_bytes, text
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -75,9 +75,9 @@ def invoice_lines_csv(documents: Iterable[InvoiceDocument]) -> bytes:
                     money, money, "", "", currency]
 
         for line in invoice.lines:
-            description = (f"{line.display_name} ({line.user_principal_name}) — "
-                           f"{item_label(line.item)}, {line.days}/{days_in_period} days")
+            description = (f"{line.display_name} ({display_address(line.user_principal_name)}) — "
+                           f"{item_label(line.item, invoice.plan)}, {line.days}/{days_in_period} days")
             rows.append(row(description, line.amount))
         if invoice.plan.tax_rate and invoice.lines:
-            rows.append(row(f"Tax ({_percent(invoice.plan.tax_rate)})", invoice.tax))
+            rows.append(row(f"{invoice.plan.tax_label or 'Tax'} ({_percent(invoice.plan.tax_rate)})", invoice.tax))
     return csv_bytes(CSV_COLUMNS, rows, byte_order_mark=False)

@@ -72,9 +72,9 @@ class DocumentNumbers:
     def __init__(self, invoices: InvoiceCounter, credit_notes: InvoiceCounter):
         self._invoices, self._credit_notes = invoices, credit_notes
 
-    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
+    def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
-        return counter.assign(tenant_id, period, now)
+        return counter.assign(tenant_id, period, now, row)
 
     def last_number(self) -> int:
         return self._invoices.last_number()

@@ -64,6 +64,7 @@ class Attempt:
     row: InvoiceRecord
     pdf: bytes | None = None
     doing: Action = Action.COMPUTE
+    archived_pdf: bytes | None = None  # the PDF this runner stored itself: what the archive holds
 
 
 StepFunction = Callable[[Attempt], Awaitable[None]]

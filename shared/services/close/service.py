@@ -384,14 +384,14 @@ class CloseService:
         return days
 
     async def _number(self, work: Attempt) -> None:
-        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now())
+        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now(), work.row)
 
     async def _render_pdf(self, work: Attempt) -> tuple[bytes, float]:
-        from shared.invoicing import render_pdf
+        from shared.invoicing.pdf_pool import render_pdf_in_pool
 
         document, brand = invoice_document(work.row), self.brand
         began = time.perf_counter()
-        pdf = await asyncio.to_thread(render_pdf, document, brand)
+        pdf = await render_pdf_in_pool(document, brand)  # a worker process per core (pdf_pool.py)
         return pdf, time.perf_counter() - began
 
     async def _render(self, work: Attempt) -> None:
@@ -408,6 +408,8 @@ class CloseService:
         stored = await asyncio.to_thread(self.archive.put_once, name, work.pdf)
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row.number)
+        else:
+            work.archived_pdf = work.pdf
         self.runner.save(work, {"step": Step.STORED, "stored_at": format_instant(self.now()), "blob": name,
                                 "pdf_bytes": stored.size, "pdf_sha256": stored.sha256})
 
@@ -437,7 +439,9 @@ class CloseService:
         contacts = row.contacts
         if not contacts:
             raise CloseError("the client has no billing contact to email the invoice to")
-        pdf = await asyncio.to_thread(self.archive.get, row["blob"])  # exactly what is archived
+        pdf = work.archived_pdf  # exactly what is archived: what this runner stored, else read back
+        if pdf is None:
+            pdf = await asyncio.to_thread(self.archive.get, row["blob"])
         subject, html = render_email(invoice_document(row), self.brand)
         draft_id = await self.mailer.create_draft(subject=subject, html=html, to=contacts,
                                                   pdf_name=f"{row.number}.pdf", pdf=pdf)
