@@ -308,8 +308,8 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         status, preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")
         if status != 200 or not isinstance(preview, dict):
             raise RuntimeError(f"the preview of {client.name} answered {status}: {preview}")
-        mail = next((m for m in sent if set(m.to) & set(client.contacts) and m.subject.startswith("Invoice ")
-                     and m.subject.endswith(f"for {period_name(period)}")), None)
+        number = (preview.get("close") or {}).get("number") or "?"  # this month's invoice, not last month's
+        mail = next((m for m in sent if set(m.to) & set(client.contacts) and number in m.subject), None)
         users = len({line["user_id"] for line in preview["lines"]})
         say(f"      {client.name:<{width}} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
             + (f"{invoice_number(mail.subject)} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))

@@ -176,7 +176,7 @@ def _decode(line: str) -> Any:
     """One JSON line; json.loads itself (and its error) for anything unusual."""
     try:
         data, end = _scan(line, 0)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, RecursionError):
         data, end = None, -1
     if end == len(line) or (end > 0 and not line[end:].strip(" \t\n\r")):
         return data
@@ -206,6 +206,9 @@ def parse_observations_jsonl(lines: Iterable[str], source: str = "observations")
         except json.JSONDecodeError as error:
             raise InputError(f"not valid JSON ({error.msg} at column {error.colno})",
                              source=source, line=number) from None
+        except (RecursionError, ValueError) as error:  # nested too deeply; an integer too long
+            reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)[:80]
+            raise InputError(f"not valid JSON ({reason})", source=source, line=number) from None
         if shape_error is not None:
             continue  # only an invalid JSON line can still come before it
         try:
