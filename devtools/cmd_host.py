@@ -4,6 +4,7 @@ development storage. Not for production."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
@@ -25,13 +26,51 @@ class _HostFormatter(logging.Formatter):
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
 
 
-def configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_HostFormatter("[%(asctime)s] %(message)s"))
+class _BatchedHandler(logging.StreamHandler):
+    """Formats each record where it is logged but writes the lines in batches, every 0.1 s (at
+    once from a warning up): at hundreds of requests a second, one write and flush per line
+    would cost the worker more than the line is worth."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._lines_lock = threading.Lock()
+        self._writer = threading.Thread(target=self._write_every, args=(0.1,), name="log-writer", daemon=True)
+        self._writer.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+        except Exception:  # noqa: BLE001 - logging's own rule: a bad record never raises
+            self.handleError(record)
+            return
+        with self._lines_lock:
+            self._lines.append(line)
+        if record.levelno >= logging.WARNING:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lines_lock:
+            lines, self._lines = self._lines, []
+        if lines:
+            with self.lock:
+                self.stream.write("".join(lines))
+                self.stream.flush()
+
+    def _write_every(self, seconds: float) -> None:
+        while True:
+            time.sleep(seconds)
+            self.flush()
+
+
+def configure_logging(worker: str | None = None) -> None:
+    handler = _BatchedHandler(sys.stdout)
+    handler.setFormatter(_HostFormatter(f"[%(asctime)s] {'[' + worker + '] ' if worker else ''}%(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDKs log every HTTP call at INFO
+    atexit.register(handler.flush)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -39,7 +78,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         prog="./dev host",
         description="DEVELOPMENT server, not for production: serves the Functions app "
                     "(function_app.py) on 127.0.0.1 with its HTTP, timer and queue triggers, "
-                    "as `func start` would. Starts Azurite when AzureWebJobsStorage is "
+                    "as `func start` would. As Flex Consumption scales per function, the HTTP "
+                    "functions run in one worker process and each queue-triggered function in its "
+                    "own (the timers share one more). Starts Azurite when AzureWebJobsStorage is "
                     "UseDevelopmentStorage=true or absent, and stops it on exit.")
     parser.add_argument("--port", type=int, default=None,
                         help="HTTP port (default: Host.LocalHttpPort of the settings file, else 7071)")
@@ -55,6 +96,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
                              "reusing an Azurite already there)")
     parser.add_argument("--data", metavar="DIR", type=from_caller,
                         help="keep Azurite's storage on disk in DIR (default: in memory, gone when the host stops)")
+    parser.add_argument("--single-process", action="store_true",
+                        help="run every function in this one process (the host before worker processes)")
+    # A worker process of the multi-process host (started by it, not by hand).
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--only", help=argparse.SUPPRESS)
+    parser.add_argument("--no-http", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -101,35 +148,31 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    configure_logging()
+    configure_logging(args.worker)
     log = logging.getLogger("devtools.host")
 
     from devtools.azurite import AzuriteError, is_development_storage
-    from devtools.host import DevHost, read_local_settings
 
     root = Path(args.root).resolve()
     settings_path = Path(args.settings)
     if not settings_path.is_absolute():
         settings_path = root / settings_path
+    from devtools.host import read_local_settings
     local = read_local_settings(settings_path)
     port = args.port if args.port is not None else int(local.get("Host", {}).get("LocalHttpPort", 7071))
     storage = os.environ.get(STORAGE, local.get("Values", {}).get(STORAGE))
-    log.info("Prorata development host: a DEVELOPMENT server, not for production.")
-    azurite = host = None
+    if args.worker is None:
+        log.info("Prorata development host: a DEVELOPMENT server, not for production.")
+    azurite = None
     try:
         if is_development_storage(storage):
             connection, azurite = start_storage(storage, args.azurite_ports, args.data, log)
             os.environ[STORAGE] = connection
         elif args.azurite_ports or args.data:
             log.warning("AzureWebJobsStorage is a real connection string: --azurite-ports and --data are ignored.")
-        host = DevHost(root, args.app, port=port, settings_file=settings_path,
-                       enable_timers=not args.no_timers, enable_queues=not args.no_queues)
-        host.start()
-        log.info("Listening on %s. Press Ctrl+C to stop.", host.base_url)
-        while not stop.wait(0.5):
-            pass
-        log.info("Stopping the host...")
-        return 0
+        if args.single_process or args.worker is not None:
+            return _serve_here(args, root, settings_path, port, stop, log)
+        return _serve_in_workers(args, root, settings_path, port, stop, log)
     except (AzuriteError, OSError) as error:
         log.error("dev host: %s", error)
         return 1
@@ -137,7 +180,71 @@ def main(argv: list[str]) -> int:
         log.exception("dev host: the app could not be started")
         return 1
     finally:
-        if host is not None:
-            host.stop()
         if azurite is not None:
             azurite.stop()
+
+
+def _serve_here(args, root: Path, settings_path: Path, port: int, stop: threading.Event, log) -> int:
+    """The functions (all, or a worker's) in this process until stopped."""
+    from devtools.host import DevHost
+
+    only = [name for name in args.only.split(",") if name] if args.only is not None else None
+    host = DevHost(root, args.app, port=port, settings_file=settings_path, enable_http=not args.no_http,
+                   enable_timers=not args.no_timers, enable_queues=not args.no_queues, only=only)
+    try:
+        supervisor = os.getppid()
+        host.start()
+        if host.enable_http and args.worker is None:
+            log.info("Listening on %s. Press Ctrl+C to stop.", host.base_url)
+        while not stop.wait(0.5):
+            if args.worker is not None and os.getppid() != supervisor:
+                break  # the multi-process host is gone: its workers go too
+        log.info("Stopping the host...")
+        return 0
+    finally:
+        host.stop()
+
+
+def _serve_in_workers(args, root: Path, settings_path: Path, port: int, stop: threading.Event, log) -> int:
+    """One worker process for the HTTP functions and one per queue function, until stopped or
+    until a worker ends (then the others are stopped too: the host is not half up)."""
+    from devtools.azurite import free_ports, port_answers
+    from devtools.host import read_local_settings
+    from devtools.host.index import index_app, load_app
+    from devtools.host.settings import Environment, is_truthy
+    from devtools.host.workers import Workers, worker_groups
+
+    environment = Environment()
+    environment.apply(read_local_settings(settings_path).get("Values", {}), override=False)
+    try:
+        _, app = load_app(root, args.app, "app")
+        functions = [info for info in index_app(app, [])
+                     if not is_truthy(os.environ.get(f"AzureWebJobs.{info.name}.Disabled"))]
+    finally:
+        environment.restore()
+    port = port or free_ports(1)[0]
+    groups = worker_groups(functions, timers=not args.no_timers, queues=not args.no_queues)
+    workers = Workers(groups, ["--root", str(root), "--app", args.app, "--settings", str(settings_path),
+                               "--port", str(port)])
+    try:
+        workers.start()
+        http = any(group.http for group in groups)
+        deadline = time.monotonic() + 120
+        while http and not port_answers(port) and not stop.is_set():
+            if workers.exited() is not None or time.monotonic() > deadline:
+                name, code = workers.exited() or ("http", None)
+                log.error("dev host: worker '%s' did not start (%s)", name,
+                          f"exit code {code}" if code is not None else "no answer on the port")
+                return 1
+            time.sleep(0.05)
+        if http and not stop.is_set():
+            log.info("Listening on http://127.0.0.1:%d. Press Ctrl+C to stop.", port)
+        while not stop.wait(0.2):
+            ended = workers.exited()
+            if ended is not None and not stop.wait(1.0):
+                log.error("dev host: worker '%s' ended (exit code %s); stopping the others", *ended)
+                return 1
+        log.info("Stopping the host...")
+        return 0
+    finally:
+        workers.stop()

@@ -36,6 +36,27 @@ def _parser() -> argparse.ArgumentParser:
     release = sub.add_parser("release", help="email an invoice that a guardrail held (exactly once)")
     release.add_argument("--number", required=True, help="the invoice number, e.g. INV-2026-00042")
     release.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
+    correct = sub.add_parser("correct", help="issue the credit notes and supplementary invoices of a client's "
+                             "invoiced months (the last 12, or --period) whose recomputation differs")
+    correct.add_argument("--tenant", required=True, help="client tenant id")
+    correct.add_argument("--period", help="YYYY-MM: only this invoiced month")
+    correct.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
+    listing = sub.add_parser("list", help="every document of a client: invoices, supplementary invoices, credit notes")
+    listing.add_argument("--tenant", required=True, help="client tenant id")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    void = sub.add_parser("void", help="void an invoice or supplementary invoice with a full credit note")
+    void.add_argument("--reason", required=True, help="why, in plain words (printed on the credit note's record)")
+    reissue = sub.add_parser("reissue", help="void an invoice and issue a new one from the ledger as now known")
+    reissue.add_argument("--reason", default="re-issued from the ledger as now known", help="why")
+    resend = sub.add_parser("resend", help="email the same PDF again (recorded as a re-send, never a new number)")
+    resend.add_argument("--to", help="another address (default: the client's billing contacts)")
+    explain = sub.add_parser("explain", help="for each line, the runs of days it charged and the ledger records "
+                             "that began and ended each run")
+    explain.add_argument("--user", help="only this user's lines (id, UPN or display name)")
+    for command in (void, reissue, resend, explain):
+        command.add_argument("--number", required=True, help="the document's number, e.g. INV-2026-00042")
+    for command in (listing, void, reissue, resend, explain):
+        command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
 
@@ -57,6 +78,73 @@ def _release(app, number: str) -> int:
     return 0
 
 
+def _documents(app, args) -> int:
+    """./dev invoice list|void|reissue|resend: the same services as their HTTP routes."""
+    import asyncio
+
+    from devtools.local_app import graph_failure
+    from shared.errors import ProrataError
+    from shared.graph.gateway import GraphError
+
+    service = app.document_service()
+    try:
+        if args.action == "list":
+            entries = service.listing(args.tenant)
+            if args.json:
+                print(json.dumps([e.to_json() for e in entries], indent=1, ensure_ascii=False))
+            else:
+                for e in entries:
+                    print(f"{e.number:<16} {e.kind:<22} {e.period}  {e.currency} {e.total:>12}  {e.status:<8}"
+                          + (f"  refers to {e.refers_to}" if e.refers_to else ""))
+            return 0
+        if args.action == "explain":
+            print("\n".join(service.explain(args.number, args.user)))
+            return 0
+        if args.action == "resend":
+            print(asyncio.run(service.resend(args.number, args.to)))
+            return 0
+        outcomes = asyncio.run(service.void(args.number, args.reason, reissue=args.action == "reissue"))
+    except (GraphError, OSError) as error:
+        return graph_failure("invoice", app, error)
+    except ProrataError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    for outcome in outcomes:
+        print(outcome.sentence)
+    return 0
+
+
+def _correct(app, args) -> int:
+    """./dev invoice correct: the same service as POST /api/tenants/{id}/corrections."""
+    import asyncio
+
+    from devtools.local_app import graph_failure
+    from shared.billing import InputError, Period
+    from shared.graph.gateway import GraphError
+    from shared.errors import CloseError
+
+    try:
+        period = Period.parse(args.period) if args.period else None
+    except InputError as error:
+        print(f"invoice: --period: {error.problem}", file=sys.stderr)
+        return 2
+    try:
+        outcomes = asyncio.run(app.corrections().correct_tenant(args.tenant, period=period))
+    except LookupError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 1
+    except CloseError as error:
+        print(f"invoice: {error}", file=sys.stderr)
+        return 2
+    except (GraphError, OSError) as error:
+        return graph_failure("invoice", app, error)
+    for outcome in outcomes:
+        print(outcome.sentence)
+    if not outcomes:
+        print("Nothing to correct: every invoiced month in reach equals the ledger as now known.")
+    return 0
+
+
 _SHOWN = ("step", "status", "number", "client_name", "currency", "subtotal", "tax", "total", "users", "lines",
           "issued_on", "due_on", "queued_at", "computed_at", "numbered_at", "rendered_at", "stored_at", "drafted_at",
           "emailed_at", "emailed_to", "blob", "ubl_blob", "ubl_skipped", "pdf_bytes", "render_seconds", "draft_id",
@@ -69,6 +157,10 @@ def _run(app, args) -> int:
 
     if args.action == "release":
         return _release(app, args.number)
+    if args.action == "correct":
+        return _correct(app, args)
+    if args.action in ("list", "void", "reissue", "resend", "explain"):
+        return _documents(app, args)
     service = app.close_service()
     tenant = app.tenants.get(args.tenant)
     if tenant is None:

@@ -21,7 +21,21 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("--tenant", required=True)
     sync = sub.add_parser("sync", help="run a delta sync of a client now")
     sync.add_argument("--tenant", required=True)
-    for command in (add, remove, sync, *[p for n, p in sub.choices.items() if n == "list"]):
+    show = sub.add_parser("show", help="print a client as stored: status, contacts, the plan with its versions")
+    show.add_argument("--tenant", required=True)
+    plan = sub.add_parser("plan", help="change a client's plan from a date: add or delete a plan version")
+    plan.add_argument("--tenant", required=True)
+    change = plan.add_mutually_exclusive_group(required=True)
+    change.add_argument("--add-version", type=from_caller, metavar="FILE",
+                        help='JSON: {"effective_from": "YYYY-MM-DD", "per_user_price": "49.00", ...}')
+    change.add_argument("--remove-version", metavar="YYYY-MM-DD", help="delete the version of that date (not yet in force)")
+    charge = sub.add_parser("charge", help="a one-off charge (or, negative, a credit) on a month's invoice")
+    charge.add_argument("--tenant", required=True)
+    charge.add_argument("--period", required=True, help="YYYY-MM: the invoice that carries it (not yet closed)")
+    charge.add_argument("--description", required=True, help="the line's text, e.g. 'Server migration project'")
+    charge.add_argument("--amount", required=True, help="in the plan's currency, e.g. 1200.00 or -50.00")
+    charge.add_argument("--currency", help="optional check: the plan's currency")
+    for command in (add, remove, sync, show, plan, charge, *[p for n, p in sub.choices.items() if n == "list"]):
         command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     return parser
 
@@ -80,6 +94,68 @@ def read_onboarding(path: Path):
         return None
 
 
+def _plan(app, args) -> int:
+    """./dev tenants show|plan: the same services as GET /api/tenants/{id} and its plan versions."""
+    from shared.billing import InputError
+    from shared.errors import TenantNotOnboarded
+    from shared.services.plans import PlanChangeRefused, VersionNotFound, add_version, remove_version, show_tenant
+
+    try:
+        if args.action == "show":
+            print(json.dumps(show_tenant(app.tenants, args.tenant), indent=1, ensure_ascii=False))
+            return 0
+        if args.add_version is not None:
+            changed = add_version(app.tenants, app.invoices, args.tenant, args.version)
+        else:
+            changed = remove_version(app.tenants, args.tenant, args.remove_version, app.now())
+    except InputError as error:
+        if args.action == "plan" and args.add_version is not None:
+            error = error.located(str(args.add_version))
+        print(f"tenants: {error}", file=sys.stderr)
+        return 2
+    except (TenantNotOnboarded, VersionNotFound, PlanChangeRefused) as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 1
+    print(changed.sentence)
+    return 0
+
+
+def _charge(app, args) -> int:
+    """./dev tenants charge: the same service as POST /api/tenants/{id}/charges."""
+    from shared.billing import InputError
+    from shared.errors import ProrataError
+    from shared.services.charges import add_charge
+
+    data = {"period": args.period, "description": args.description, "amount": args.amount}
+    if args.currency:
+        data["currency"] = args.currency
+    try:
+        added = add_charge(tenants=app.tenants, invoices=app.invoices, charges=app.charges, clock=app.now,
+                           tenant_id=args.tenant, data=data)
+    except InputError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 2
+    except ProrataError as error:
+        print(f"tenants: {error}", file=sys.stderr)
+        return 1
+    print(added["message"])
+    return 0
+
+
+def read_version(path: Path):
+    """The plan version file's JSON, or None after saying on stderr what is wrong with it."""
+    from shared.billing import InputError
+    from shared.billing.limits import load_json
+
+    try:
+        return load_json(path.read_bytes(), what="the version file")
+    except OSError as error:
+        print(f"tenants: {path}: cannot read the file ({error.strerror})", file=sys.stderr)
+    except InputError as error:
+        print(f"tenants: {error.located(str(path))}", file=sys.stderr)
+    return None
+
+
 def main(argv: list[str]) -> int:
     from devtools.local_app import local_app
 
@@ -88,5 +164,15 @@ def main(argv: list[str]) -> int:
         args.tenant = read_onboarding(args.file)
         if args.tenant is None:
             return 2
+    if args.action == "plan" and args.add_version is not None:
+        args.version = read_version(args.add_version)
+        if args.version is None:
+            return 2
+    if args.action in ("show", "plan"):
+        with local_app(args.settings, quiet=True) as app:
+            return _plan(app, args)
+    if args.action == "charge":
+        with local_app(args.settings, quiet=True) as app:
+            return _charge(app, args)
     with local_app(args.settings) as app:
         return asyncio.run(_run(app, args))

@@ -7,7 +7,7 @@ import logging
 
 import azure.functions as func
 
-from functions.http_util import door, error_response, json_response, route_tenant_id, served
+from functions.http_util import Refused, door, error_response, json_body, json_response, route_tenant_id, served
 from shared.aio import run_async
 from shared.app import get_app
 from shared.messages import CLOSE_QUEUE, CloseRequest
@@ -108,3 +108,94 @@ def invoice_ubl(req: func.HttpRequest) -> func.HttpResponse:
         return error_response(404, str(error))
     return func.HttpResponse(xml, status_code=200, mimetype="application/xml",
                              headers={"Content-Disposition": f'attachment; filename="{number}.xml"'})
+
+
+@bp.route(route="tenants/{tenant_id}/corrections", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def corrections_issue(req: func.HttpRequest) -> func.HttpResponse:
+    """Issues the corrections of the client's invoiced months (body {"period": "YYYY-MM"} for one
+    month, or empty for every invoiced month of the last 12): 200 with the documents issued."""
+    from shared.billing import InputError, Period
+    from shared.errors import CloseError, TenantNotOnboarded
+
+    tenant_id = route_tenant_id(req)
+    body = json_body(req) if req.get_body() else {}
+    try:
+        if not isinstance(body, dict) or set(body) - {"period"}:
+            raise InputError('expected {} or {"period": "YYYY-MM"}')
+        period = Period.parse(body["period"]) if body.get("period") is not None else None
+    except InputError as error:
+        raise Refused(400, f"request body: {error}") from None
+    try:
+        outcomes = served(lambda: run_async(get_app().corrections().correct_tenant(tenant_id, period=period)),
+                          f"tenant {tenant_id}")
+    except TenantNotOnboarded as error:
+        raise Refused(404, str(error)) from None
+    except CloseError as error:
+        raise Refused(400, f"period: {error}") from None
+    return json_response({"issued": [outcome.to_json() for outcome in outcomes]})
+
+
+@bp.route(route="tenants/{tenant_id}/documents", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def documents_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Every document of the client: number, kind, period, total, currency, status, refers_to."""
+    from shared.errors import TenantNotOnboarded
+
+    tenant_id = route_tenant_id(req)
+    try:
+        entries = served(lambda: get_app().document_service().listing(tenant_id), f"tenant {tenant_id}")
+    except TenantNotOnboarded as error:
+        raise Refused(404, str(error)) from None
+    return json_response([entry.to_json() for entry in entries])
+
+
+@bp.route(route="invoices/{number}/void", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_void(req: func.HttpRequest) -> func.HttpResponse:
+    """{"reason": "..."}: a full credit note of the invoice (or supplementary invoice)."""
+    return _document_action(req, "void")
+
+
+@bp.route(route="invoices/{number}/reissue", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_reissue(req: func.HttpRequest) -> func.HttpResponse:
+    """{"reason"?}: the void plus a new invoice of the month from the ledger as now known."""
+    return _document_action(req, "reissue")
+
+
+@bp.route(route="invoices/{number}/resend", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@door
+def invoice_resend(req: func.HttpRequest) -> func.HttpResponse:
+    """{"to"?}: the same archived PDF emailed again, recorded as a re-send (never a new number)."""
+    return _document_action(req, "resend")
+
+
+def _document_action(req: func.HttpRequest, action: str) -> func.HttpResponse:
+    from shared.billing import InputError
+    from shared.billing.limits import check_text
+    from shared.errors import ProrataError
+    from shared.services.documents import UnknownDocument
+
+    number = req.route_params.get("number") or ""
+    if not 0 < len(number) <= 64 or not number.isprintable():
+        raise Refused(400, f"number in the path: expected e.g. INV-2026-00042, got {number[:80]!r}")
+    body = json_body(req) if req.get_body() else {}
+    try:
+        if not isinstance(body, dict) or set(body) - {"reason", "to"}:
+            raise InputError('expected {"reason": "..."} (void, reissue) or {"to": "address"} (resend)')
+        to = check_text(body["to"], "to", limit=254) if action == "resend" and body.get("to") is not None else None
+        default = "re-issued from the ledger as now known" if action == "reissue" else None
+        reason = "" if action == "resend" else check_text(body.get("reason", default), "reason", limit=500)
+    except InputError as error:
+        raise Refused(400, f"request body: {error}") from None
+    service = get_app().document_service()
+    try:
+        if action == "resend":
+            return json_response({"message": served(lambda: run_async(service.resend(number, to)), number)})
+        outcomes = served(lambda: run_async(service.void(number, reason, reissue=action == "reissue")), number)
+    except UnknownDocument as error:
+        raise Refused(404, str(error)) from None
+    except ProrataError as error:
+        raise Refused(409, str(error)) from None
+    return json_response({"issued": [outcome.to_json() for outcome in outcomes]})

@@ -21,8 +21,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from shared.graph.gateway import GraphGateway
     from shared.invoicing.document import Brand
-    from shared.ports import GraphPort, Mailer
+    from shared.ports import GraphPort, InvoiceCounter, InvoiceRepository, Mailer
     from shared.services.close import CloseService
+    from shared.services.corrections import CorrectionService
+    from shared.services.documents import Documents
     from shared.services.notifications import GroupCommit, SubscriptionCache
     from shared.services.onboarding import Onboarding
     from shared.services.reconcile import Reconciler
@@ -30,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.services.tenant_sync import TenantSync
     from shared.storage import Storage
     from shared.storage.archive import InvoiceArchive
+    from shared.storage.charges import ChargeStore
+    from shared.storage.documents import DocumentStore, NumberedRows
     from shared.storage.invoices import InvoiceStore, RunStore
     from shared.storage.ledger import TableLedger
     from shared.storage.numbering import InvoiceNumbering
@@ -40,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CLOSE_QUEUE", "SYNC_QUEUE", "Prorata", "get_app", "run_async", "utc_now"]
 
-SYNC_WORKERS = 4  # the requests of one tenant-sync message run side by side on this many threads
+SYNC_WORKERS = 16  # the requests of tenant-sync messages run side by side on this many threads (they wait on I/O)
 
 
 def utc_now() -> datetime:
@@ -107,10 +111,33 @@ class Prorata:
         return StorageQueues(self.storage)
 
     def numbering(self) -> InvoiceNumbering:
-        """The invoice counter (built when a close first numbers: a bad number format fails then)."""
+        """The invoice counter (built when a close first numbers: a bad number format fails then).
+        It numbers invoices and supplementary invoices (table `documents`) in one sequence."""
         from shared.storage.numbering import InvoiceNumbering
-        return InvoiceNumbering(self.storage, self.invoices, template=self.settings.require("INVOICE_NUMBER_FORMAT"),
+        return InvoiceNumbering(self.storage, self.numbered_rows, template=self.settings.require("INVOICE_NUMBER_FORMAT"),
                                 prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
+
+    def credit_note_numbering(self) -> InvoiceNumbering:
+        """Credit notes' own gap-free counter (CREDIT_NOTE_NUMBER_FORMAT)."""
+        from shared.storage.numbering import CreditNoteNumbering
+        return CreditNoteNumbering(self.storage, self.numbered_rows,
+                                   template=self.settings.require("CREDIT_NOTE_NUMBER_FORMAT"),
+                                   prefix=self.settings.get("INVOICE_NUMBER_PREFIX") or "")
+
+    @cached_property
+    def documents(self) -> DocumentStore:
+        from shared.storage.documents import DocumentStore
+        return DocumentStore(self.storage)
+
+    @cached_property
+    def numbered_rows(self) -> NumberedRows:
+        from shared.storage.documents import NumberedRows
+        return NumberedRows(self.invoices, self.documents)
+
+    @cached_property
+    def charges(self) -> ChargeStore:
+        from shared.storage.charges import ChargeStore
+        return ChargeStore(self.storage)
 
     def enqueue(self, queue: str, message: JsonObject) -> None:
         self.queues.send(queue, message)
@@ -148,7 +175,7 @@ class Prorata:
     @property
     def subscription_manager(self) -> SubscriptionManager:
         from shared.services.subscriptions import SubscriptionManager
-        return SubscriptionManager(self.settings, self.subscriptions, self.tenants, self.graph, self.now)
+        return SubscriptionManager(self.settings, self.subscriptions, self.tenants, self.graph, self.now, self.queues)
 
     @cached_property
     def syncing(self) -> TenantSync:
@@ -178,8 +205,10 @@ class Prorata:
                           clock=self.now)
 
     def close_service(self, *, graph: GraphPort | None = None, after_step: Callable[[str], None] | None = None,
-                      lease_ttl: timedelta | None = None, busy_wait: float | None = None) -> CloseService:
-        """The month-end close, its mail through `graph` (default: the running loop's gateway)."""
+                      lease_ttl: timedelta | None = None, busy_wait: float | None = None,
+                      documents: bool = False) -> CloseService:
+        """The month-end close, its mail through `graph` (default: the running loop's gateway).
+        With `documents`, the same steps working on correcting documents (table `documents`)."""
         from shared.services.close import CloseService
         from shared.services.close.runner import BUSY_WAIT_SECONDS, LEASE_TTL
 
@@ -191,11 +220,36 @@ class Prorata:
             from shared.invoicing import Brand
             return Brand.from_settings(self.settings)
 
-        return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
-                            runs=self.runs, archive=self.archive, queues=self.queues, counter=self.numbering,
+        def document_numbers() -> InvoiceCounter:
+            from shared.services.corrections import DocumentNumbers
+            return DocumentNumbers(self.numbering(), self.credit_note_numbering())
+
+        def corrections() -> CorrectionService:
+            return self.corrections(graph=graph, lease_ttl=lease_ttl, busy_wait=busy_wait)
+
+        rows: InvoiceRepository = self.documents if documents else self.invoices
+        return CloseService(settings=self.settings, tenants=self.tenants, ledger=self.ledger, invoices=rows,
+                            runs=self.runs, archive=self.archive, queues=self.queues,
+                            counter=document_numbers if documents else self.numbering,
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
                             after_step=after_step, lease_ttl=LEASE_TTL if lease_ttl is None else lease_ttl,
-                            busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait)
+                            busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait,
+                            corrections=None if documents else corrections, charges=self.charges)
+
+    def document_service(self, *, graph: GraphPort | None = None) -> Documents:
+        """Every document of a client: list, void, re-issue, re-send (shared/services/documents.py)."""
+        from shared.services.documents import Documents
+        return Documents(tenants=self.tenants, numbered=self.numbered_rows, documents=self.documents,
+                         corrections=lambda: self.corrections(graph=graph), clock=self.now)
+
+    def corrections(self, *, graph: GraphPort | None = None, after_step: Callable[[str], None] | None = None,
+                    lease_ttl: timedelta | None = None, busy_wait: float | None = None) -> CorrectionService:
+        """Supplementary invoices and credit notes of invoiced months, through the close's steps."""
+        from shared.services.corrections import CorrectionService
+        steps = self.close_service(graph=graph, after_step=after_step, lease_ttl=lease_ttl, busy_wait=busy_wait,
+                                   documents=True)
+        return CorrectionService(tenants=self.tenants, ledger=self.ledger, invoices=self.invoices,
+                                 documents=self.documents, steps=steps, settings=self.settings, clock=self.now)
 
     # --- the webhook's collaborators (kept for the process) ------------------------------------
     @cached_property

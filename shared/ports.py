@@ -47,6 +47,10 @@ class LedgerPort(Protocol):
 
     def read_month(self, tenant_id: str, period: Period, zone: str) -> MonthSlice: ...
 
+    def learned_since(self, tenant_id: str, start: datetime, end: datetime,
+                      since: datetime) -> list[tuple[Observation, datetime]]:
+        """The records effective in [start, end) learned after `since`, with when each was learned."""
+
     def current_states(self, tenant_id: str) -> dict[str, Observation]: ...
 
     def states_of(self, tenant_id: str, user_ids: set[str]) -> dict[str, Observation]: ...
@@ -120,8 +124,9 @@ class RunRepository(Protocol):
 class InvoiceCounter(Protocol):
     """The MSP's gap-free invoice numbers."""
 
-    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
-        """Gives the computed invoice of (tenant, period) its number (or finds the one it has)."""
+    def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
+        """Gives the computed invoice of (tenant, period) its number (or finds the one it has);
+        `row`: the invoice row as the caller last read or wrote it (saves reading it again)."""
 
     def last_number(self) -> int: ...
 

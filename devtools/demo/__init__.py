@@ -1,1 +1,1 @@
-"""./dev demo: a whole month of three sample clients, end to end, on local stand-ins."""
+"""./dev demo: a whole month of four sample clients, end to end, on local stand-ins."""

@@ -1,4 +1,4 @@
-"""Runs the demo: local stand-ins up, three clients onboarded, a month played through Graph
+"""Runs the demo: local stand-ins up, four clients onboarded, a month played through Graph
 notifications, the month-end close through its timer, then a short summary.
 
 Only the clock is simulated (the simulator's and the app's, moved together); everything else
@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from devtools.azurite import Azurite, free_ports
 from devtools.demo.scenario import CLIENTS, Month, plan_month
@@ -80,7 +81,7 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
                         format="%(levelname)s %(name)s: %(message)s")
     prepare_out(out)
     month = plan_month(period.year, period.month)
-    say(f"Prorata demo: three sample clients through {period_name(period)}, then the month-end close.")
+    say(f"Prorata demo: {len(CLIENTS)} sample clients through {period_name(period)}, then the month-end close.")
     say("[1/5] Starting Azurite, the Graph simulator and the development Functions host ...")
     with Azurite() as azurite, GraphSimulator() as sim:
         port = free_ports(1)[0]
@@ -106,7 +107,9 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
             from shared.app import get_app
             get_app().clock = clock
             onboard(sim, host, month, clock)
-            play(sim, host, month, clock)
+            change_price(host, period)
+            close_previous(sim, host, period, clock)
+            play(sim, host, month, clock, late=LateNews(sim, month, period))
             close(sim, host, period, clock)
             result = summarise(sim, host, period, out, began, guardrails_next=guardrails)
             if guardrails:
@@ -119,11 +122,24 @@ def run(out: Path, period: Period | None = None, verbose: bool = False, guardrai
 
 # The MSP's legal and payment details, which its e-invoices carry (a UK company in the demo).
 DEMO_LEGAL_SETTINGS = {
-    "BRAND_LEGAL_NAME": "Northwind MSP Ltd", "BRAND_VAT_ID": "GB123456789", "BRAND_COMPANY_ID": "09876543",
+    "BRAND_LEGAL_NAME": "Northwind MSP Ltd", "BRAND_VAT_ID": "GB 123 4567 89", "BRAND_COMPANY_ID": "09876543",
     "BRAND_STREET": "12 Harbour Street", "BRAND_CITY": "Portsmouth", "BRAND_POSTCODE": "PO1 2AB",
     "BRAND_COUNTRY": "GB", "BRAND_EMAIL": MAILBOX, "PAYMENT_IBAN": "GB82WEST12345698765432",
     "PAYMENT_BIC": "WESTGB2L", "PAYMENT_BANK_NAME": "Westminster Bank",
 }
+
+
+def sku_guid(part_number: str) -> str | None:
+    """Microsoft's SKU id of a part number (from the product catalog), so the simulated tenants
+    list the real ids; None lets the simulator make one up."""
+    from shared.invoicing.products import catalog
+    product = catalog().get(part_number.lower())
+    return product.guid if product is not None else None
+
+
+def invoice_number(subject: str) -> str:
+    """The invoice number in an email subject, in whichever language it is written."""
+    return next((word for word in subject.split() if word.startswith("NW-")), subject)
 
 
 def period_name(period: Period) -> str:
@@ -148,12 +164,12 @@ def settle(sim: GraphSimulator, host: DevHost) -> None:
 
 
 def onboard(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
-    say("[2/5] Onboarding three clients (plan, billing contacts, baseline sync, Graph subscription) ...")
+    say(f"[2/5] Onboarding {len(CLIENTS)} clients (plan, billing contacts, baseline sync, Graph subscription) ...")
     for client in CLIENTS:
         sim.add_tenant(client.tenant_id, client.name, client.domain)
         consent_client(sim, client.tenant_id)
         for sku, prepaid in client.skus.items():
-            sim.add_sku(client.tenant_id, sku, prepaid=prepaid)
+            sim.add_sku(client.tenant_id, sku, prepaid=prepaid, sku_id=sku_guid(sku))
         for n, (name, upn, skus, kind) in enumerate(month.baseline[client.tenant_id]):
             sim.create_user(client.tenant_id, name, upn, skus=skus, user_type=kind,
                             created=clock.now - timedelta(days=60 + 37 * n))
@@ -169,7 +185,65 @@ def _user_id(sim: GraphSimulator, tenant_id: str, name: str) -> str:
     return next(u["id"] for u in sim.users(tenant_id) if u["displayName"] == name)
 
 
-def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None:
+PRICED = CLIENTS[0]  # Contoso Dental: its license price rises mid-month (a plan version)
+PRICE_CHANGE_DAY, NEW_PRICE = 15, "24.00"
+
+
+def change_price(host: DevHost, period: Period) -> None:
+    """A price change taking effect mid-month: a plan version from the 15th."""
+    sku = next(iter(PRICED.plan["sku_prices"]))
+    day = period.first_day.replace(day=PRICE_CHANGE_DAY)
+    status, answer = api(host, "POST", f"/api/tenants/{PRICED.tenant_id}/plan/versions",
+                         {"effective_from": day.isoformat(), "sku_prices": {sku: NEW_PRICE}})
+    if status != 201 or not isinstance(answer, dict):
+        raise RuntimeError(f"the plan version of {PRICED.name} answered {status}: {answer}")
+    say(f"      Price change: {answer['message']}")
+
+
+def close_previous(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
+    """The clients were onboarded before the month began: their previous month is invoiced first."""
+    previous = period.previous()
+    say(f"      Month-end close of {period_name(previous)} (the clients' first invoices) ...")
+    month_end(sim, host, previous, clock)
+
+
+class LateNews:
+    """A change inside the previous, already invoiced month that the ledger learns late: a leaver
+    whose deletion no notification carried, back-dated by an import (as `./dev ledger import`
+    does) on the 3rd. The next close corrects the previous month's invoice with a credit note."""
+
+    def __init__(self, sim: GraphSimulator, month: Month, period: Period):
+        self.sim, self.period, self.done = sim, period, False
+        busy = {event.person for event in month.events}
+        self.person = next(name for name, upn, _, kind in month.baseline[PRICED.tenant_id]
+                           if kind == "Member" and not upn.startswith("svc-") and name not in busy)
+        zone = PRICED.plan["timezone"]
+        self.learned_at = datetime.combine(period.first_day.replace(day=3), datetime.min.time(),
+                                           ZoneInfo(zone)).replace(hour=9).astimezone(timezone.utc)
+        left = period.previous().last_day - timedelta(days=2)
+        self.left_at = datetime.combine(left, datetime.min.time(), ZoneInfo(zone)).replace(hour=17).astimezone(timezone.utc)
+
+    def due(self, at: datetime) -> bool:
+        return not self.done and at >= self.learned_at
+
+    def happen(self, host: DevHost, clock: Clock) -> None:
+        from shared.app import get_app
+        from shared.billing import Observation
+
+        self.done = True
+        clock.set(self.learned_at)
+        app = get_app()
+        user_id = _user_id(self.sim, PRICED.tenant_id, self.person)
+        state = app.ledger.current_states(PRICED.tenant_id)[user_id]
+        app.ledger.append(PRICED.tenant_id, [Observation(self.left_at, user_id, state.user_principal_name,
+                                                         state.display_name, skus=state.skus, deleted=True)],
+                          observed_at=clock.now, source="import")
+        self.sim.soft_delete_user(PRICED.tenant_id, user_id)  # Graph agrees (its notification changes nothing)
+        say(f"      Late news for {PRICED.name}: {self.person} left on {self.left_at:%d %B}, imported on "
+            f"{self.learned_at:%d %B}, after {period_name(self.period.previous())} was invoiced")
+
+
+def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock, late: LateNews | None = None) -> None:
     say(f"[3/5] Playing the month: {len(month.events)} directory changes, each arriving as a Graph notification ...")
     counts: Counter[str] = Counter()
     day = None
@@ -179,6 +253,9 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
             clock.set(datetime.combine(day, datetime.min.time(), timezone.utc) + timedelta(hours=2, minutes=30))
             host.trigger_timer("renew_subscriptions")
             host.trigger_timer("daily_sync")
+            settle(sim, host)
+        if late is not None and late.due(event.at):
+            late.happen(host, clock)
             settle(sim, host)
         clock.set(event.at)
         tenant = event.client.tenant_id
@@ -194,6 +271,9 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
              "enable": lambda: sim.enable_user(tenant, user)}[event.kind]()
         counts[event.kind] += 1
         settle(sim, host)
+    if late is not None and not late.done:
+        late.happen(host, clock)
+        settle(sim, host)
     delivered = [d for d in sim.delivery_log if d.get("status", 0) and d["status"] < 300]
     say(f"      {counts['join']} joiners, {counts['leave']} leavers, {counts['restore']} restores, "
         f"{counts['license_add'] + counts['license_remove']} license changes, "
@@ -202,6 +282,11 @@ def play(sim: GraphSimulator, host: DevHost, month: Month, clock: Clock) -> None
 
 def close(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock, step: str = "[4/5] ") -> None:
     say(f"{step}Month-end close of {period_name(period)}: the month_end timer at 06:00 UTC on the 1st ...")
+    month_end(sim, host, period, clock)
+
+
+def month_end(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> None:
+    """The month_end timer at 06:00 UTC on the 1st after the period, and what it queued, done."""
     clock.set(period.end("UTC") + timedelta(hours=6))
     invocation = host.trigger_timer("month_end")
     if invocation.error is not None:
@@ -224,16 +309,27 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
         files.append(target)
     sim.export_outbox(out / "outbox")
     sent = [m for m in sim.outbox if m.mailbox.lower() == MAILBOX]
+    width = max(len(client.name) for client in CLIENTS)
     for client in CLIENTS:
         status, preview = api(host, "GET", f"/api/tenants/{client.tenant_id}/invoices/preview?period={period}")
         if status != 200 or not isinstance(preview, dict):
             raise RuntimeError(f"the preview of {client.name} answered {status}: {preview}")
-        mail = next((m for m in sent if set(m.to) & set(client.contacts)), None)
+        number = (preview.get("close") or {}).get("number") or "?"  # this month's invoice, not last month's
+        mail = next((m for m in sent if set(m.to) & set(client.contacts) and number in m.subject), None)
         users = len({line["user_id"] for line in preview["lines"]})
-        say(f"      {client.name:<19} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
-            + (f"{mail.subject.split(' from ')[0]} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
+        say(f"      {client.name:<{width}} {users:>3} users billed, {preview['currency']} {preview['total']:>9} incl. tax, "
+            + (f"{invoice_number(mail.subject)} emailed to {', '.join(mail.to)}" if mail else "NOT emailed"))
         status, reconciliation = api(host, "GET", f"/api/tenants/{client.tenant_id}/reconciliation")
-        say(f"      {'':<19} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
+        say(f"      {'':<{width}} licenses: " + (reconciliation["summary"] if status == 200 else f"reconciliation failed ({status})"))
+    previous = period.previous()
+    for blob in container.list_blobs(name_starts_with=f"{previous}/"):  # the first invoices and the correction
+        target = out / "invoices" / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(container.download_blob(blob.name).readall())
+    corrections = [c for header in app.runs.runs_of_period(period)
+                   for c in (app.runs.summary(header) or {}).get("corrections", [])]
+    for correction in corrections:
+        say(f"      Correction: {correction['sentence']} (PDF in {out / 'invoices' / str(previous)})")
     pdfs = [f for f in files if f.suffix == ".pdf"]
     exports = [str(f) for f in files if f.name.startswith(("xero-invoices-", "quickbooks-invoices-"))]
     ubls = [f for f in files if f.suffix == ".xml"]
@@ -245,7 +341,8 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
     say(f"      Sent emails with attachments: {out / 'outbox'} ({len(sent)} messages)")
     if not guardrails_next:
         say(f"Finished in {time.monotonic() - began:.0f} s. Local stand-ins stopped.")
-    return 0 if len(pdfs) == len(CLIENTS) and len(sent) == len(CLIENTS) else 1
+    # Each client's invoice of the month and of the month before, and the one correction.
+    return 0 if len(pdfs) == len(CLIENTS) and len(sent) == 2 * len(CLIENTS) + 1 and len(corrections) == 1 else 1
 
 
 def show_guardrails(sim: GraphSimulator, host: DevHost, period: Period, clock: Clock) -> int:

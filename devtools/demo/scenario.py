@@ -64,6 +64,17 @@ CLIENTS = [
            "en_AU", {"SPE_E5": 6, "SPB": 10}, staff=11, guests=2,
            legal={"legal_name": "Tailspin Studios Pty Ltd", "company_id": "51824753556", "postal_address": {
                "street": "88 George Street", "city": "Sydney", "postcode": "2000", "country": "AU"}}),
+    # A German client, invoiced wholly in German: names its tax, quotes its purchase order.
+    Client("4a7e1c93-58b2-4f06-9d3e-b1c2d3e4f5a6", "Müller & Kolb Steuerberatung", "muellerkolb.example",
+           {"tenant_id": "4a7e1c93-58b2-4f06-9d3e-b1c2d3e4f5a6", "name": "Müller & Kolb Steuerberatung",
+            "currency": "EUR", "timezone": "Europe/Berlin", "proration": "daily", "per_user_price": "39.00",
+            "sku_prices": {"SPB": "20.60", "Microsoft_365_Copilot": "28.10"}, "include_guests": True,
+            "tax_rate": "0.19", "tax_label": "MwSt.", "purchase_order": "BE-2026-0117"},
+           ("buchhaltung@muellerkolb.example",),
+           ("Müller & Kolb Steuerberatung PartG mbB", "Friedrichstraße 123", "10117 Berlin"), "de_DE",
+           {"SPB": 14, "Microsoft_365_Copilot": 3, "EXCHANGESTANDARD": 2}, staff=9, guests=1, service_accounts=1,
+           legal={"legal_name": "Müller & Kolb Steuerberatung PartG mbB", "postal_address": {
+               "street": "Friedrichstraße 123", "city": "Berlin", "postcode": "10117", "country": "DE"}}),
 ]
 
 

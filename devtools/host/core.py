@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from .http import ALL_METHODS, KEYED_LEVELS, DevHttpServer, HttpDispatcher
 from .index import HTTP, QUEUE, TIMER, Context, FunctionInfo, index_app, load_app
@@ -64,16 +64,19 @@ class DevHost:
     settings: app settings applied over the environment (they win, and are undone on stop());
     when None, `settings_file` (relative to root) is read and the environment wins over it.
     port: 0 picks a free port. start() returns once HTTP listens and the triggers run.
+    only: the names of the functions to serve (None: all), for a worker process of ./dev host.
     """
 
     def __init__(self, root: Path | str = REPO_ROOT, app_module: str = "function_app",
                  settings: Mapping[str, Any] | None = None, *, port: int = 0,
                  settings_file: str | Path = "local.settings.json", app_attribute: str = "app",
-                 enable_http: bool = True, enable_timers: bool = True, enable_queues: bool = True) -> None:
+                 enable_http: bool = True, enable_timers: bool = True, enable_queues: bool = True,
+                 only: Collection[str] | None = None) -> None:
         self.root = Path(root).resolve()
         self.app_module, self.app_attribute = app_module, app_attribute
         self.settings, self.settings_file, self.port = settings, settings_file, port
         self.enable_http, self.enable_timers, self.enable_queues = enable_http, enable_timers, enable_queues
+        self.only = None if only is None else frozenset(only)
         self.module = self.app = None
         self.functions: dict[str, FunctionInfo] = {}
         self.errors: dict[str, str] = {}  # function name -> why it is not running
@@ -108,6 +111,8 @@ class DevHost:
         self.module, self.app = load_app(self.root, self.app_module, self.app_attribute)
         warnings: list[str] = []
         for info in index_app(self.app, warnings):
+            if self.only is not None and info.name not in self.only:
+                continue
             if is_truthy(os.environ.get(f"AzureWebJobs.{info.name}.Disabled")):
                 log.info("Function '%s' is disabled (AzureWebJobs.%s.Disabled)", info.name, info.name)
                 continue
@@ -227,7 +232,10 @@ class DevHost:
     def invoke(self, info: FunctionInfo, trigger_value, reason: str) -> Invocation:
         """Run one function with its trigger value, logging as the host does."""
         invocation = Invocation(str(uuid.uuid4()), info.name, reason)
-        log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", info.name, reason, invocation.id)
+        # An HTTP call's start is logged only at DEBUG: its "Executed" line follows within
+        # milliseconds, and at hundreds of requests a second each line costs the worker CPU.
+        log.log(logging.DEBUG if info.trigger_type == HTTP else logging.INFO,
+                "Executing 'Functions.%s' (Reason='%s', Id=%s)", info.name, reason, invocation.id)
         began = time.perf_counter()
         try:
             context = Context(invocation.id, info.name, str(self.root))

@@ -1,12 +1,14 @@
 """Which billable items a user holds at an instant, and why a user does not count."""
 from __future__ import annotations
 
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from shared.billing.observations import Observation
 from shared.billing.plan import Plan
 
 USER_ITEM = "user"
+CHARGE_ITEM = "charge"  # a one-off charge or credit (charges.py), not a user's item
 
 
 def per_user_exclusion(plan: Plan, state: Observation) -> str | None:
@@ -38,6 +40,13 @@ def sku_item(plan: Plan, sku: str) -> str | None:
         if key.lower() == lowered:
             return key
     return None
+
+
+def unit_price(plan: Plan, item: str) -> Decimal:
+    """The price of a held item under the plan in force (the per-user fee or the SKU's price)."""
+    price = plan.per_user_price if item == USER_ITEM else plan.sku_prices[item]
+    assert price is not None, "the per-user fee is held only while it has a price"
+    return price
 
 
 def items_held(plan: Plan, state: Observation | None) -> frozenset[str]:

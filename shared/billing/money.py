@@ -8,6 +8,7 @@ from functools import lru_cache
 from babel.numbers import get_currency_precision, list_currencies
 
 from shared.billing.errors import InputError
+from shared.billing.limits import check_decimal_bounds
 
 
 @lru_cache(maxsize=None)
@@ -39,6 +40,13 @@ def round_half_up(exact: Fraction, currency: str) -> Decimal:
     return Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
+def round_signed(exact: Fraction, currency: str) -> Decimal:
+    """Half-up rounding of a signed amount, symmetric around zero (a credit rounds as the charge
+    of the same size would: -2.675 -> -2.68)."""
+    rounded = round_half_up(abs(exact), currency)
+    return -rounded if exact < 0 else rounded
+
+
 def format_money(amount: Decimal, currency: str) -> str:
     """A money string with exactly the currency's minor digits ("24.68", JPY "1200")."""
     return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
@@ -56,6 +64,8 @@ def parse_decimal(value: object, field: str, *, allow_negative: bool = False) ->
     """A decimal from a string or a JSON number, read exactly (never through a binary float)."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise InputError(f"expected a decimal string such as \"45.00\", got {value!r}", field=field)
+    if isinstance(value, str) and len(value) > 64:
+        raise InputError(f"not a decimal number: {value[:20]!r}... ({len(value)} characters)", field=field)
     try:
         number = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value).strip())
     except InvalidOperation:
@@ -64,4 +74,4 @@ def parse_decimal(value: object, field: str, *, allow_negative: bool = False) ->
         raise InputError(f"not a finite number: {value!r}", field=field)
     if number < 0 and not allow_negative:
         raise InputError(f"must not be negative, got {value}", field=field)
-    return number
+    return check_decimal_bounds(number, field, value)

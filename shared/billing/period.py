@@ -9,8 +9,9 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from shared.billing.errors import InputError
+from shared.billing.limits import check_year
 
-_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 @dataclass(frozen=True, order=True)
@@ -20,10 +21,11 @@ class Period:
 
     @classmethod
     def parse(cls, text: object) -> "Period":
-        match = _PERIOD.match(text) if isinstance(text, str) else None
-        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
-            raise InputError(f"period must be YYYY-MM, got {text!r}", field="period")
-        return cls(int(match.group(1)), int(match.group(2)))
+        match = _PERIOD.fullmatch(text) if isinstance(text, str) else None
+        if not match or not 1 <= int(match.group(2)) <= 12:
+            shown = text[:40] if isinstance(text, str) else text
+            raise InputError(f"period must be YYYY-MM, got {shown!r}", field="period")
+        return cls(check_year(int(match.group(1)), "period"), int(match.group(2)))
 
     @classmethod
     def containing(cls, day: date) -> "Period":

@@ -25,6 +25,10 @@ is not deleted), under the tenant's plan. The findings, each with a plain-words 
   holding the SKU. The sync has missed a change (or one is still on its way); the service logs a
   WARNING naming the tenant and the SKU, and the next delta sync repairs it. Amount at stake:
   the difference x the plan's price where there is one.
+- `unnamed_product`: a priced SKU that users hold but that neither the plan's `item_names` nor
+  the product catalog (`product_name`, given by the caller: shared/invoicing/products.py) names,
+  so its invoice lines show the bare part number. One finding per SKU; nothing is at stake but
+  the client's reading.
 
 Amounts at stake are monthly, `Decimal`, rounded half-up to the currency's minor units;
 a SKU the plan does not price has none ("no price in the plan"). SKUs are named by their part
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from shared.billing import Observation, Plan
 from shared.billing.holdings import per_user_exclusion, sku_item
@@ -84,7 +88,8 @@ IDLE_UNITS = "idle_units"
 EXCLUDED_HOLDING_LICENSES = "excluded_holding_licenses"
 DRIFT = "drift"
 LAPSING = "lapsing_subscription"
-KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT, LAPSING)
+UNNAMED_PRODUCT = "unnamed_product"
+KINDS = (UNPRICED_IN_USE, IDLE_UNITS, EXCLUDED_HOLDING_LICENSES, DRIFT, LAPSING, UNNAMED_PRODUCT)
 
 # What a SKU is (SkuCount.category): seats bought per user, a free offer, or company-wide.
 SEATS, FREE, COMPANY = "seats", "free", "company-wide"
@@ -190,8 +195,12 @@ class Reconciliation:
         3 idle units (USD 66.00/month), 1 excluded user holding licenses, no drift." """
         if self.error:
             return f"{self.tenant_name or self.tenant_id}: could not be reconciled ({self.error})."
-        return f"{self.tenant_name}: " + ", ".join(
-            (self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text())) + "." + \
+        parts = [self._unpriced_text(), self._idle_text(), self._excluded_text(), self._drift_text()]
+        unnamed = self.of_kind(UNNAMED_PRODUCT)
+        if unnamed:
+            parts.append(f"{len(unnamed)} {_plural(len(unnamed), 'product')} without a name on invoices "
+                         f"({', '.join(f.sku for f in unnamed)})")
+        return f"{self.tenant_name}: " + ", ".join(parts) + "." + \
             "".join(f" {f.detail}" for f in self.of_kind(LAPSING))
 
     def _unpriced_text(self) -> str:
@@ -274,7 +283,8 @@ def _rule_words(rule: str) -> str:
 
 
 def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observation] | Mapping[str, Observation],
-              *, at: datetime | None = None, tenant_name: str | None = None) -> Reconciliation:
+              *, at: datetime | None = None, tenant_name: str | None = None,
+              product_name: Callable[[str], str | None] | None = None) -> Reconciliation:
     """Compares Graph's subscribed SKUs with the ledger's current user states under the plan.
     Pure: no I/O, no clock (`at` is only recorded). Deleted users are left out."""
     tenant_id, name, currency = plan.tenant_id, tenant_name or plan.name, plan.currency
@@ -373,6 +383,17 @@ def reconcile(plan: Plan, skus: Iterable[SubscribedSku], states: Iterable[Observ
                     f"Graph counts {count.consumed_units} {count.sku} {_plural(count.consumed_units, 'license')} "
                     f"assigned, the ledger {count.ledger_units}: {what} ({money}). The sync missed a change; "
                     "the next delta sync should repair it.")
+
+    if product_name is not None:
+        for count in counts:
+            if count.price is None or not count.ledger_units:
+                continue  # only what invoices show
+            key = sku_item(plan, count.sku) or (sku_item(plan, count.sku_id) if count.sku_id else None)
+            if key in plan.item_names or product_name(count.sku) or (count.sku_id and product_name(count.sku_id)):
+                continue
+            finding(UNNAMED_PRODUCT, count.sku, count.ledger_units, None,
+                    f"Invoices show {count.sku} by its part number: the product catalog has no name for it. "
+                    f"Name it in the plan's item_names (\"{key}\": \"<product name>\").")
 
     for count in counts:
         if count.lapsing_units:

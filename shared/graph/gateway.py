@@ -6,6 +6,8 @@ tenant. Errors from Graph surface as GraphError with Graph's status and code.
 from __future__ import annotations
 
 import json
+import threading
+
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -82,6 +84,21 @@ def _wrap(error: Exception) -> GraphError:
     return kind(status, code, message)
 
 
+_ssl_lock = threading.Lock()
+_ssl: Any = None
+
+
+def _ssl_context() -> Any:
+    """The process's SSL context for Graph (httpx's defaults: certifi's CA bundle), made once;
+    an ssl.SSLContext may serve any number of connections on any thread."""
+    global _ssl
+    with _ssl_lock:
+        if _ssl is None:
+            import httpx
+            _ssl = httpx.create_ssl_context()
+        return _ssl
+
+
 class GraphGateway:
     def __init__(self, settings: Settings, credential_factory: Callable[[str], Any] | None = None):
         from shared.graph.credentials import credential_for
@@ -92,10 +109,24 @@ class GraphGateway:
 
     def client(self, tenant_id: str) -> Any:
         if tenant_id not in self._clients:
-            from msgraph import GraphServiceClient
+            import httpx
+            from kiota_authentication_azure.azure_identity_authentication_provider import (
+                AzureIdentityAuthenticationProvider,
+            )
+            from kiota_http.kiota_client_factory import DEFAULT_CONNECTION_TIMEOUT, DEFAULT_REQUEST_TIMEOUT
+            from msgraph import GraphRequestAdapter, GraphServiceClient
+            from msgraph.graph_request_adapter import options
+            from msgraph_core import GraphClientFactory
 
-            client = GraphServiceClient(credentials=self._credential_factory(tenant_id),
-                                        scopes=["https://graph.microsoft.com/.default"])
+            # As GraphServiceClient(credentials, scopes) builds it, but on the process's one SSL
+            # context: building one (the CA bundle) is nearly all of a client's cost, and an
+            # httpx client (its connections) belongs to one event loop, so each loop has its own.
+            http = httpx.AsyncClient(timeout=httpx.Timeout(DEFAULT_REQUEST_TIMEOUT, connect=DEFAULT_CONNECTION_TIMEOUT),
+                                     http2=True, verify=_ssl_context())
+            http = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+            auth = AzureIdentityAuthenticationProvider(self._credential_factory(tenant_id),
+                                                       scopes=["https://graph.microsoft.com/.default"])
+            client = GraphServiceClient(request_adapter=GraphRequestAdapter(auth, client=http))
             client.request_adapter.base_url = self._settings.require("GRAPH_BASE_URL").rstrip("/")
             self._clients[tenant_id] = client
         return self._clients[tenant_id]

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings
 
 TEMPLATE_VERSIONS = ("invoice_v1",)
+DOCUMENT_TITLES = {"invoice": "Invoice", "supplementary_invoice": "Supplementary invoice", "credit_note": "Credit note"}
 
 _COLOUR = re.compile(r"^#(?:[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")
 
@@ -46,6 +47,75 @@ def _logo_url(value: str, setting: str) -> str:
     return text
 
 
+_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
+_BIC = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+_REFERENCE_FIELDS = ("number",)
+
+
+def _iban(value: str, setting: str) -> str:
+    """An IBAN without spaces, upper case, its check digits verified (ISO 13616: the number
+    with its first four characters moved to the end, letters as 10..35, mod 97 is 1)."""
+    text = "".join((value or "").split()).upper()
+    if not text:
+        return ""
+    if not _IBAN.match(text):
+        raise BrandError(setting, f"expected an IBAN such as DE89 3704 0044 0532 0130 00, got {value!r}")
+    digits = "".join(str(int(ch, 36)) for ch in text[4:] + text[:4])
+    if int(digits) % 97 != 1:
+        raise BrandError(setting, f"the IBAN {value!r} has wrong check digits (a typing error?)")
+    return text
+
+
+def _bic(value: str, setting: str) -> str:
+    text = "".join((value or "").split()).upper()
+    if text and not _BIC.match(text):
+        raise BrandError(setting, f"expected a BIC of 8 or 11 characters such as COBADEFFXXX, got {value!r}")
+    return text
+
+
+def _reference_format(value: str, setting: str) -> str:
+    text = (value or "").strip() or "{number}"
+    try:
+        text.format(number="INV-1")
+    except (KeyError, IndexError, ValueError) as error:
+        raise BrandError(setting, f"{text!r} is not a reference format: use {{number}} for the invoice "
+                                  f"number, such as 'Invoice {{number}}' ({error})") from None
+    return text
+
+
+@dataclass(frozen=True)
+class PaymentDetails:
+    """How a client pays the MSP: a bank transfer (IBAN, BIC, bank) and/or a payment link, and
+    the reference to quote (a format with {number}, the invoice number)."""
+
+    iban: str = ""
+    bic: str = ""
+    bank_name: str = ""
+    link: str = ""
+    reference: str = "{number}"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "iban", _iban(self.iban, "PAYMENT_IBAN"))
+        object.__setattr__(self, "bic", _bic(self.bic, "PAYMENT_BIC"))
+        object.__setattr__(self, "bank_name", " ".join((self.bank_name or "").split()))
+        link = (self.link or "").strip()
+        if link and not link.startswith("https://"):
+            raise BrandError("PAYMENT_LINK", f"the payment link must be an https:// URL, got {link[:60]!r}")
+        object.__setattr__(self, "link", link)
+        object.__setattr__(self, "reference", _reference_format(self.reference, "PAYMENT_REFERENCE"))
+
+    @property
+    def by_transfer(self) -> bool:
+        return bool(self.iban)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.iban or self.link)
+
+    def reference_for(self, number: str) -> str:
+        return self.reference.format(number=number)
+
+
 @dataclass(frozen=True)
 class Brand:
     """The MSP as its invoices show it."""
@@ -55,6 +125,9 @@ class Brand:
     logo_url: str = ""
     primary_color: str = "#1F4E79"
     accent_color: str = "#E8EEF4"
+    vat_id: str = ""           # BRAND_VAT_ID: the MSP's tax registration (VAT, GST, ABN...)
+    company_id: str = ""       # BRAND_COMPANY_ID: the MSP's company registration number
+    payment: PaymentDetails = PaymentDetails()
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -74,6 +147,12 @@ class Brand:
             logo_url=settings.get("BRAND_LOGO_URL") or "",
             primary_color=settings.get("BRAND_PRIMARY_COLOR") or "",
             accent_color=settings.get("BRAND_ACCENT_COLOR") or "",
+            vat_id=" ".join((settings.get("BRAND_VAT_ID") or "").split()),
+            company_id=" ".join((settings.get("BRAND_COMPANY_ID") or "").split()),
+            payment=PaymentDetails(
+                iban=settings.get("PAYMENT_IBAN") or "", bic=settings.get("PAYMENT_BIC") or "",
+                bank_name=settings.get("PAYMENT_BANK_NAME") or "", link=settings.get("PAYMENT_LINK") or "",
+                reference=settings.get("PAYMENT_REFERENCE") or "{number}"),
         )
 
     @property
@@ -110,6 +189,8 @@ class InvoiceDocument:
     template_version: str = "invoice_v1"
     client_email: str = ""  # the billing contact, if known (the CSV's EmailAddress)
     buyer: "Party | None" = None  # the client's legal details (e-invoices, accounting exports)
+    kind: str = "invoice"  # or "supplementary_invoice", "credit_note" (shared/billing/corrections.py)
+    corrects: str = ""     # a correction: the number of the invoice it corrects
 
     def __post_init__(self) -> None:
         if not isinstance(self.number, str) or not self.number.strip():
@@ -125,6 +206,11 @@ class InvoiceDocument:
         object.__setattr__(self, "client_address",
                            tuple(line.strip() for line in self.client_address if line and line.strip()))
         _ = self.babel_locale  # fails early on an unknown locale
+
+    @property
+    def title(self) -> str:
+        """The document's name as printed: Invoice, Supplementary invoice or Credit note."""
+        return DOCUMENT_TITLES.get(self.kind, "Invoice")
 
     @property
     def babel_locale(self) -> "Locale":

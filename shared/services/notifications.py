@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -112,25 +113,28 @@ def screen(items: list[dict[str, Any]], lookup: Callable[[str], Subscription | N
 
 class SubscriptionCache:
     """Subscription rows by id, kept for a short while so that a burst of notifications costs one
-    table read per subscription, not one per item.
+    table read per subscription, not one per item. A known subscription older than the TTL (up
+    to twice it) is still answered from the cache while one background read renews it, so no
+    acknowledgement waits for that read.
 
     Unknown ids are remembered too, for `negative_ttl_seconds` only (a forged flood repeats its
-    ids; a genuine id is unknown only before its row is saved, and Graph creates the
-    subscription before Prorata saves it, so a short memory loses nothing a delta does not
-    cover). Within one request at most `reads_per_request` ids are read one by one; past that
+    ids). A genuine id is unknown only before its row is saved (Graph creates the subscription
+    before Prorata can save it); the subscription manager then queues a delta that begins once
+    this memory has expired, so whatever was dropped meanwhile is covered. Within one request at most `reads_per_request` ids are read one by one; past that
     the whole (small) subscription table is read once and answers for every other id, so a
     body of a thousand invented ids costs a few reads, not a thousand.
     """
 
     def __init__(self, load: Callable[[str], Subscription | None],
                  load_all: Callable[[], list[Subscription]] | None = None, *, ttl_seconds: float = 30.0,
-                 negative_ttl_seconds: float = 5.0, reads_per_request: int = 8, max_entries: int = 20_000,
+                 negative_ttl_seconds: float = 2.0, reads_per_request: int = 8, max_entries: int = 20_000,
                  clock: Callable[[], float] = time.monotonic):
         self._load, self._load_all = load, load_all
         self._ttl, self._negative_ttl = ttl_seconds, negative_ttl_seconds
         self._reads_per_request, self._max_entries, self._clock = reads_per_request, max_entries, clock
         self._cache: OrderedDict[str, tuple[float, Subscription | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()
         self.reads = 0  # table reads made (point reads and listings), for tests and logs
 
     def __call__(self, subscription_id: str) -> Subscription | None:
@@ -142,6 +146,9 @@ class SubscriptionCache:
         if hit is None:
             return False, None
         at, value = hit
+        if value is not None and self._ttl <= now - at < 2 * self._ttl:
+            self._refresh_later(subscription_id)  # answered now; one read in the background renews it
+            return True, value
         fresh = now - at < (self._ttl if value is not None else self._negative_ttl)
         return fresh, value if fresh else None
 
@@ -180,6 +187,24 @@ class SubscriptionCache:
 
         return lookup
 
+    def _refresh_later(self, subscription_id: str) -> None:
+        with self._lock:
+            if subscription_id in self._refreshing:
+                return
+            self._refreshing.add(subscription_id)
+
+        def refresh() -> None:
+            try:
+                self.reads += 1
+                self._remember(subscription_id, self._load(subscription_id), self._clock())
+            except Exception:  # noqa: BLE001 - the next call past twice the TTL reads it in line
+                pass
+            finally:
+                with self._lock:
+                    self._refreshing.discard(subscription_id)
+
+        threading.Thread(target=refresh, name="subscription-refresh", daemon=True).start()
+
 
 def merge_requests(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Sync requests of many notifications, one per tenant (per subscription when a lifecycle
@@ -210,12 +235,15 @@ class GroupCommit:
     this turns hundreds of queue writes a second into tens."""
 
     MAX_PER_MESSAGE = 50  # a queue message holds at most 64 KB
+    IN_FLIGHT = 3  # messages being sent at once: calls arriving during a slow send need not wait for it
 
     def __init__(self, send: Callable[[str], None], window_seconds: float = 0.004):
         self._send, self._window = send, window_seconds
         self._lock = threading.Condition()
         self._pending: list[tuple[list[dict[str, Any]], "_Ticket"]] = []
         self._writer: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(self.IN_FLIGHT)
+        self._senders = ThreadPoolExecutor(self.IN_FLIGHT, thread_name_prefix="notification-send")
 
     def submit(self, requests: list[dict[str, Any]], timeout: float = 20.0) -> None:
         """Returns once the requests are stored; raises if they could not be."""
@@ -239,8 +267,13 @@ class GroupCommit:
                 while not self._pending:
                     self._lock.wait()
             time.sleep(self._window)  # let the calls arriving together join this message
+            self._slots.acquire()  # at most IN_FLIGHT sends at once; the batch grows meanwhile
             with self._lock:
                 batch, self._pending = self._pending, []
+            self._senders.submit(self._write, batch)
+
+    def _write(self, batch: list[tuple[list[dict[str, Any]], "_Ticket"]]) -> None:
+        try:
             requests = merge_requests([r for items, _ in batch for r in items])
             error: BaseException | None = None
             try:
@@ -251,6 +284,8 @@ class GroupCommit:
             for _, ticket in batch:
                 ticket.error = error
                 ticket.done.set()
+        finally:
+            self._slots.release()
 
 
 class _Ticket:

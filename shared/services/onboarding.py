@@ -62,6 +62,10 @@ class Onboarding:
         Onboarding again updates the plan and contacts and keeps the ledger. A client that has
         not consented is answered with status awaiting_consent and its consent_url."""
         existing = self.tenants.get(tenant.tenant_id)
+        if existing is not None and existing.plan.versions and not tenant.plan.versions:
+            # Onboarding again with a plan that names no versions keeps the stored ones (the price
+            # changes made through /plan/versions); a plan that names versions replaces them.
+            tenant = replace(tenant, plan=replace(tenant.plan, versions=existing.plan.versions))
         stored = replace(tenant, status=ACTIVE, offboarded_at=None,
                          onboarded_at=existing.onboarded_at if existing else self.now(),
                          delta_link=existing.delta_link if existing else None,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from shared.billing.observations import format_instant
 from shared.messages import JsonObject
-from shared.tenants import ACTIVE, Tenant
+from shared.tenants import ACTIVE, AWAITING_CONSENT, Tenant
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.app import Prorata
@@ -14,6 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def tenant_overview(app: Prorata, tenant: Tenant) -> JsonObject:
     tenant_id = tenant.tenant_id
+    if tenant.status == AWAITING_CONSENT and tenant.delta_link is None:
+        # never synced, never billed: nothing to read (a long list of these stays quick)
+        return {**tenant.summary(), "users": 0, "last_sync": None, "last_invoice": None}
     users = len([s for s in app.ledger.current_states(tenant_id).values() if not s.deleted])
     last_sync = app.sync_gate.last_started(tenant_id)
     issued = sorted((record for record in app.invoices.of_tenant(tenant_id) if record.number),

@@ -8,6 +8,7 @@ from typing import Callable, Iterable
 
 from shared.billing.reconciliation import Reconciliation, findings_csv, reconcile
 from shared.errors import TenantNotOnboarded
+from shared.invoicing.products import product_name
 from shared.ports import Archive, Clock, GraphPort, LedgerPort, TenantRepository
 from shared.storage.archive import findings_path
 
@@ -28,7 +29,8 @@ class Reconciler:
             raise TenantNotOnboarded(tenant_id)
         skus = await self._graph().subscribed_skus(tenant_id)
         states = self.ledger.current_states(tenant_id)
-        result = reconcile(tenant.plan, skus, states, at=self.now(), tenant_name=tenant.name)
+        result = reconcile(tenant.plan, skus, states, at=self.now(), tenant_name=tenant.name,
+                           product_name=product_name)
         for count in result.skus:
             if count.drift:
                 log.warning("Tenant %s (%s): SKU %s: Graph counts %d assigned, the ledger %d. The sync has missed "

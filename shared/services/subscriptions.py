@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.graph.gateway import GraphError
-from shared.ports import Clock, GraphPort, SubscriptionRepository, TenantRepository
+from shared.messages import SYNC_QUEUE, SyncRequest
+from shared.ports import Clock, GraphPort, MessageQueue, SubscriptionRepository, TenantRepository
 from shared.settings import Settings
 from shared.subscriptions import Subscription
 
@@ -27,6 +28,7 @@ class SubscriptionManager:
     tenants: TenantRepository
     graph: GraphPort
     clock: Clock
+    queues: MessageQueue | None = None  # for the catch-up delta after a subscription is created
 
     def _lifetime(self) -> timedelta:
         return min(timedelta(minutes=self.settings.integer("SUBSCRIPTION_LIFETIME_MINUTES")),
@@ -46,6 +48,12 @@ class SubscriptionManager:
         self.subscriptions.save(subscription)
         log.info("Tenant %s: Graph subscription %s created, expires %s.", tenant_id, subscription_id,
                  expires.isoformat())
+        if self.queues is not None:
+            # A notification that arrived before this row was saved was dropped, and the webhook
+            # remembers the id as unknown for WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS: a delta that
+            # begins after that memory has expired covers whatever those dropped.
+            delay = self.settings.integer("WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS") + 2
+            self.queues.send(SYNC_QUEUE, SyncRequest(tenant_id, "new subscription").to_json(), delay_seconds=delay)
         return subscription
 
     async def renew(self, subscription: Subscription) -> Subscription | None:

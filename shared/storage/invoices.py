@@ -173,11 +173,13 @@ class RunStore:
         from azure.data.tables import TableTransactionError, UpdateMode
 
         for attempt in range(50):
-            header = self.header(run_id)
-            if header is None:
-                return None
-            member = read(self._table, run_id, MEMBER + tenant_id)
-            if member is None:
+            # the run's row and the member's row in one query (the SDK reads a parameter name up
+            # to the next space, so the parenthesis stands apart)
+            rows = {row["RowKey"]: Record.of(row) for row in self._table.query_entities(
+                "PartitionKey eq @pk and ( RowKey eq @run or RowKey eq @member )",
+                parameters={"pk": run_id, "run": RUN_ROW, "member": MEMBER + tenant_id})}
+            header, member = rows.get(RUN_ROW), rows.get(MEMBER + tenant_id)
+            if header is None or member is None:
                 return None
             if member.get("outcome"):
                 return RunProgress(header, counted=False)
@@ -225,4 +227,5 @@ def invoice_document(record: Record) -> InvoiceDocument:
                            due_on=date.fromisoformat(record["due_on"]), client_name=record["client_name"],
                            client_address=tuple(json.loads(record.get("client_address", "[]"))),
                            locale=record.get("locale", "en_US"), client_email=email,
-                           buyer=parse_client_legal(legal).buyer(record["client_name"], email) if legal else None)
+                           buyer=parse_client_legal(legal).buyer(record["client_name"], email) if legal else None,
+                           kind=record.get("kind") or "invoice", corrects=record.get("corrects") or "")

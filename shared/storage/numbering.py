@@ -43,7 +43,20 @@ def holder(tenant_id: str, period: str) -> str:
     return f"{tenant_id}|{period}"
 
 
+# Reservations this process has seen recorded on their invoice ("<tenant>|<period>" -> number):
+# the next reservation need not read that invoice again to settle it. A few recent ones suffice.
+_recorded: dict[str, int] = {}
+
+
+def _remember(reserved_for: str, seq: int) -> None:
+    if len(_recorded) > 256:
+        _recorded.clear()
+    _recorded[reserved_for] = seq
+
+
 class InvoiceNumbering:
+    partition = PARTITION  # one counter row per sequence (credit notes have their own)
+
     def __init__(self, storage: Any, invoices: InvoiceRepository, *, template: str, prefix: str):
         check_format(template, prefix)
         self._storage, self._invoices = storage, invoices
@@ -58,15 +71,17 @@ class InvoiceNumbering:
         return int(row.get("last_number", 0))
 
     def _counter(self) -> Record:
-        return create_or_get(self._table, {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": 0,
+        return create_or_get(self._table, {"PartitionKey": self.partition, "RowKey": ROW, "last_number": 0,
                                            "last_assigned_to": ""})
 
-    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
+    def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         """Gives the computed invoice of (tenant, period) its number, or finds the one it has.
-        Returns the invoice row as it now is."""
+        Returns the invoice row as it now is. `row`: the invoice row as the caller has it (its
+        ETag guards the write, so a stale one only costs a read)."""
         me = holder(tenant_id, period)
         for attempt in range(200):
-            row = self._invoices.get(tenant_id, period)
+            if row is None or attempt:
+                row = self._invoices.get(tenant_id, period)
             if row is None:
                 raise CloseError(f"invoice {tenant_id}/{period} vanished before it was numbered")
             if row.get("number"):
@@ -78,34 +93,38 @@ class InvoiceNumbering:
             reserved_for = counter.get("last_assigned_to", "")
             last = int(counter.get("last_number", 0))
             if reserved_for == me:
-                return self._record(tenant_id, period, last, now)
-            if reserved_for:
+                return self._record(tenant_id, period, last, now, row)
+            if reserved_for and _recorded.get(reserved_for) != last:
                 self._settle(reserved_for, last, now)  # the previous reservation is on its invoice
             reserved = merge_if_unchanged(
-                self._table, {"PartitionKey": PARTITION, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
+                self._table, {"PartitionKey": self.partition, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
                 counter.etag, replace=True)
             if reserved is None:
                 time.sleep(random.uniform(0, 0.02 * min(attempt + 1, 10)))  # another invoice took it: again
                 continue
-            return self._record(tenant_id, period, last + 1, now)
+            return self._record(tenant_id, period, last + 1, now, row)
         raise Busy("the invoice number counter kept changing; giving up for now (the close is retried)")
 
-    def _record(self, tenant_id: str, period: str, seq: int, now: datetime) -> InvoiceRecord:
-        """Writes reserved number `seq` on the invoice (idempotent)."""
-        for _ in range(50):
-            row = self._invoices.get(tenant_id, period)
+    def _record(self, tenant_id: str, period: str, seq: int, now: datetime,
+                known: InvoiceRecord | None = None) -> InvoiceRecord:
+        """Writes reserved number `seq` on the invoice (idempotent); `known`: the row as last read."""
+        for attempt in range(50):
+            row = known if known is not None and not attempt else self._invoices.get(tenant_id, period)
             if row is None:
                 raise CloseError(f"invoice {tenant_id}/{period} vanished while it was being numbered")
             if row.get("number_seq") is not None and row.get("number"):
                 if int(row["number_seq"]) != seq:
                     raise CloseError(f"invoice {tenant_id}/{period} already has number {row['number']}, "
                                        f"yet the counter reserved {seq} for it")
+                _remember(holder(tenant_id, period), seq)
                 return row
             issued_on = date.fromisoformat(row["issued_on"])
             number = format_number(self.template, self.prefix, issued_on, seq)
             try:
-                return self._invoices.update(row, {"number": number, "number_seq": seq, "step": Step.NUMBERED,
-                                                   "numbered_at": format_instant(now)})
+                recorded = self._invoices.update(row, {"number": number, "number_seq": seq, "step": Step.NUMBERED,
+                                                       "numbered_at": format_instant(now)})
+                _remember(holder(tenant_id, period), seq)
+                return recorded
             except Conflict:
                 continue  # its runner touched it (lease, status): read again
         raise Busy(f"invoice {tenant_id}/{period}: could not record number {seq}")
@@ -118,7 +137,13 @@ class InvoiceNumbering:
                       "the number is lost (someone deleted the row).", seq, reserved_for)
             return
         if row.get("number"):
+            _remember(reserved_for, seq)
             return
         log.warning("Invoice number %d was reserved for %s by a close that stopped before recording it; "
                     "recording it on that invoice now.", seq, reserved_for)
         self._record(tenant_id, period, seq, now)
+
+
+class CreditNoteNumbering(InvoiceNumbering):
+    """Credit notes: a gap-free sequence of their own (CREDIT_NOTE_NUMBER_FORMAT), same rules."""
+    partition = "credit-note-number"

@@ -48,6 +48,7 @@ class SyncGate:
         self._started: dict[str, datetime] = {}  # tenant -> when the latest delta known here began
         self._holding: dict[str, str] = {}       # tenant -> owner, for deltas running in this process
         self._pending: set[str] = set()          # tenants triggered while this process syncs them
+        self._written: dict[str, Record] = {}    # tenant -> its row as this process last wrote it
 
     @property
     def _table(self) -> Any:
@@ -64,8 +65,20 @@ class SyncGate:
 
     def _change(self, row: Record, **fields: TableValue) -> bool:
         """Merges fields into the row if nobody changed it since it was read."""
-        return merge_if_unchanged(self._table, {"PartitionKey": PARTITION, "RowKey": row.row_key, **fields},
-                                  row.etag) is not None
+        etag = merge_if_unchanged(self._table, {"PartitionKey": PARTITION, "RowKey": row.row_key, **fields}, row.etag)
+        with self._lock:
+            if etag is None:
+                self._written.pop(row.row_key, None)
+            else:
+                self._written[row.row_key] = Record({**row.values, **fields}, etag)
+        return etag is not None
+
+    def _row_as_written(self, tenant_id: str, attempt: int) -> Record:
+        """The row as this process last wrote it (its ETag tells whether anyone changed it
+        since: if so, the write fails and the next attempt reads it), else as stored."""
+        with self._lock:
+            written = self._written.get(tenant_id) if attempt == 0 else None
+        return written if written is not None else self._row(tenant_id)
 
     def acquire(self, tenant_id: str, owner: str, now: datetime, requested_at: datetime | None = None) -> Decision:
         """RUN if `owner` must run the delta now, COVERED or QUEUED if nothing more is needed."""
@@ -106,15 +119,18 @@ class SyncGate:
                 self._holding.pop(tenant_id, None)  # later triggers here take the table's path
                 local_rerun = False
         if local_rerun:
-            row = self._row(tenant_id)  # keep the claim alive and tell other processes it began again
-            if row.get("owner") == owner and self._change(row, started=format_instant(now),
-                                                          until=format_instant(now + self._ttl)):
-                return True
+            for attempt in range(2):  # keep the claim alive and tell other processes it began again
+                row = self._row_as_written(tenant_id, attempt)
+                if row.get("owner") == owner and self._change(row, started=format_instant(now),
+                                                              until=format_instant(now + self._ttl)):
+                    return True
             with self._lock:
                 self._holding.pop(tenant_id, None)
-        for _ in range(20):
-            row = self._row(tenant_id)
+        for attempt in range(20):
+            row = self._row_as_written(tenant_id, attempt)
             if row.get("owner") != owner:
+                if attempt == 0:
+                    continue  # as this process wrote it last: read it as it is
                 return False  # our claim lapsed and another holder took over: it runs
             if row.get("pending"):
                 if self._change(row, pending=False, started=format_instant(now), until=format_instant(now + self._ttl)):

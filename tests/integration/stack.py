@@ -13,7 +13,7 @@ from devtools.azurite import free_ports
 from devtools.grants import consent_client, consent_msp
 from devtools.graph_sim import GraphSimulator
 from devtools.host import DevHost
-from shared.app import Prorata
+from shared.app import CLOSE_QUEUE, SYNC_QUEUE, Prorata
 from shared.settings import Settings
 
 FUNCTION_KEY = "test-function-key"
@@ -41,10 +41,15 @@ def running_stack(connection_string: str, **extra: str):
         sim.create_user(MSP_TENANT, "Billing", "billing@northwind-msp.example")
         consent_msp(sim, MSP_TENANT, "billing@northwind-msp.example")  # as docs/deploy.md grants
         host = DevHost(settings=settings, port=port).start()
+        app = Prorata(Settings(settings))
         try:
-            yield sim, host, Prorata(Settings(settings))
+            yield sim, host, app
         finally:
             host.stop()
+            # Work still waiting (a delayed catch-up delta, a retry) would otherwise run in the next
+            # module's host, against a simulator that knows none of these tenants.
+            for queue in (SYNC_QUEUE, CLOSE_QUEUE):
+                app.storage.queue(queue).clear_messages()
 
 
 def call(host: DevHost, method: str, path: str, body: Any = None, *, key: str | None = FUNCTION_KEY,

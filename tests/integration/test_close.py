@@ -172,7 +172,7 @@ def test_a_closed_month_is_computed_numbered_archived_and_emailed_once_with_its_
     text = pdf_text(archived)
     for n in range(3):
         assert f"Contoso User {n:02d}" in text and f"user{n}@contoso.example" in text
-    assert "Zoe Late" in text and f"${invoice.total:,}" in text and row["number"] in text
+    assert "Zoe Late" in text and f"USD {invoice.total:,}" in text and row["number"] in text
 
     sentence = (f"Closed October 2026 for Contoso Ltd: 4 users, 8 lines, USD {invoice.total:,} incl. tax, "
                 f"invoice {row['number']} emailed to accounts@contoso.example")

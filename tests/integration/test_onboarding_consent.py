@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.tenants import ACTIVE, AWAITING_CONSENT
-from tests.integration.stack import add_client_tenant, call, running_stack, wait_for
+from tests.integration.stack import add_client_tenant, call, consent_client, running_stack, wait_for
 
 APP_ID = "11111111-2222-4333-8444-555555555555"
 CLIENT = "7e6d5c4b-3a29-4810-9f8e-7d6c5b4a3928"
@@ -51,3 +51,18 @@ def test_an_unconsented_client_is_answered_202_with_the_consent_url_then_activat
              what="the client to become active")
     row = wait_for(lambda: (r := listed(host)[CLIENT])["users"] == 2 and r, what="the baseline in the listing")
     assert row["status"] == ACTIVE and row["last_sync"] is not None and row["last_invoice"] is None
+
+
+def test_a_client_whose_tenant_refuses_the_app_403_awaits_consent_until_its_admin_grants_it(stack):
+    sim, host, app = stack
+    tenant_id = "2b3c4d5e-6f70-4819-9a2b-3c4d5e6f7081"
+    sim.add_tenant(tenant_id, "Refusing Ltd", "refusing.example")  # the app has no permission there yet
+    sim.create_user(tenant_id, "Kim Lo", "kim@refusing.example")
+    body = {**onboarding(), "plan": {**onboarding()["plan"], "tenant_id": tenant_id, "name": "Refusing Ltd"}}
+    status, _, answer = call(host, "POST", "/api/tenants", body)
+    assert status == 202 and "Microsoft Graph answered 403" in json.loads(answer)["message"]
+    consent_client(sim, tenant_id)
+    assert call(host, "POST", "/admin/functions/daily_sync", {"input": ""})[0] == 202
+    row = wait_for(lambda: (r := listed(host)[tenant_id])["status"] == ACTIVE and r["users"] == 1 and r,
+                   what="the consented client active with its baseline")
+    assert row["last_sync"] is not None

@@ -197,7 +197,7 @@ class FakeCounter:
     def last_number(self) -> int:
         return self.last
 
-    def assign(self, tenant_id: str, period: str, now: datetime) -> InvoiceRecord:
+    def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         from datetime import date
 
         row = self.invoices.get(tenant_id, period)

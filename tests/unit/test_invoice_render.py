@@ -70,11 +70,11 @@ def pdf_text(pdf: bytes) -> list[str]:
 
 # --------------------------------------------------------------------------- HTML
 
-def test_html_names_every_user_with_upn_and_shows_the_total_in_us_dollars_for_en_us():
+def test_html_names_every_user_with_upn_and_shows_the_total_in_us_dollars_with_the_code_for_en_us():
     users = ROUND_TOTAL + [("Bob Stone", "bob@contoso.com", [("user", "45.00", 17), ("SPB", "22.00", 17)])]
     document = make_document(users, tax_rate="0")
     html = render_html(make_document(ROUND_TOTAL), BRAND)
-    assert "$1,234.56" in html
+    assert f"USD{NBSP}1,234.56" in html and "$" not in html  # "$" alone could be any dollar
     html = render_html(document, BRAND)
     for name, upn, _ in users:
         assert name in html and upn in html
@@ -90,7 +90,7 @@ def test_html_shows_euros_the_german_way_for_de_de():
 def test_html_shows_yen_without_minor_digits_and_dinars_with_three():
     yen = render_html(make_document([("Ann Lee", "ann@contoso.com", [("user", "1141", 31)])],
                                     currency="JPY", locale="ja_JP"), BRAND)
-    assert "￥1,235" in yen and "1,235." not in yen
+    assert f"JPY{NBSP}1,235" in yen and "1,235." not in yen  # ￥ is the yen's and the yuan's sign
     assert "2026年10月" in yen
     dinars = render_html(make_document(ROUND_TOTAL, currency="KWD"), BRAND)
     assert "KWD1,234.559" in dinars  # 1,140.470 + 94.089 tax
@@ -100,7 +100,7 @@ def test_html_shows_invoice_number_dates_period_days_and_tax_rate():
     html = render_html(make_document(many_users(3)), BRAND)
     for text in ("INV-2026-00042", "November 1, 2026", "December 1, 2026", "October 2026",
                  "31 days", "Tax (8.25%)", "Contoso Ltd", "100 Main Street", "Northwind IT Services",
-                 "12 Harbour Road", "Managed user", "SPB", "25/31", "<pdf:pagenumber", "<pdf:pagecount"):
+                 "12 Harbour Road", "Managed user", "Microsoft 365 Business Premium", "25/31", "<pdf:pagenumber", "<pdf:pagecount"):
         assert text in html, text
 
 
@@ -109,16 +109,19 @@ def test_html_shows_a_subtotal_per_item_with_its_users_days_and_amount():
              ("Bob Stone", "bob@contoso.com", [("user", "45.00", 10)])]
     html = render_html(make_document(users, tax_rate="0"), BRAND)
     summary = html[html.index("Charges by item"):html.index("Charges by user")]
-    assert re.search(r"Managed user</td><td[^>]*>2</td><td[^>]*>41</td><td[^>]*>\$59\.52<", summary)
-    assert re.search(r"SPB</td><td[^>]*>1</td><td[^>]*>31</td><td[^>]*>\$22\.00<", summary)
+    cells = r"</td><td[^>]*>"
+    assert re.search(rf"Managed user{cells}USD{NBSP}45.00{cells}2{cells}41{cells}USD{NBSP}59\.52<", summary)
+    assert re.search(rf"Microsoft 365 Business Premium{cells}USD{NBSP}22.00{cells}1{cells}31{cells}USD{NBSP}22\.00<",
+                     summary)
+    assert "sum of the rounded amounts" in summary
 
 
 def test_html_explains_proration_by_days_or_full_months_as_the_plan_says():
     users = [("Ann Lee", "ann@contoso.com", [("user", "45.00", 10)])]
     daily = render_html(make_document(users), BRAND)
-    assert "× days ÷ 31" in daily and "$14.52" in daily
+    assert "× days ÷ 31" in daily and f"USD{NBSP}14.52" in daily
     full = render_html(make_document(users, proration="none"), BRAND)
-    assert "full monthly unit price" in full and "× days" not in full and "$45.00" in full
+    assert "full monthly unit price" in full and "× days" not in full and f"USD{NBSP}45.00" in full
 
 
 def test_html_escapes_display_names_and_client_names():
@@ -140,7 +143,7 @@ def test_html_shows_the_logo_only_when_the_brand_has_one():
 
 def test_html_of_an_invoice_without_lines_says_there_is_nothing_to_bill():
     html = render_html(make_document([]), BRAND)
-    assert "No billable users" in html and "$0.00" in html
+    assert "No billable users" in html and f"USD{NBSP}0.00" in html
 
 
 def test_every_line_is_in_some_table_when_the_lines_are_split_into_tables():
@@ -188,7 +191,7 @@ def test_pdf_text_has_every_user_the_invoice_number_and_the_total(small_pdf):
         assert line.display_name in text
     assert "INV-2026-00042" in text
     total = document.invoice.total
-    assert f"${total:,}" in text
+    assert f"USD {total:,}" in text
 
 
 def test_pdf_draws_the_data_url_logo(small_pdf):
@@ -232,7 +235,7 @@ def test_email_subject_is_plain_text_on_one_line_and_the_body_is_escaped():
 def test_email_body_states_the_total_the_due_date_and_that_the_pdf_is_attached():
     _, body = render_email(make_document(ROUND_TOTAL, currency="EUR", locale="de_DE"), BRAND)
     assert f"1.234,56{NBSP}€" in body and "1. Dezember 2026" in body
-    assert "attached" in body and "INV-2026-00042" in body
+    assert "angehängt" in body and "INV-2026-00042" in body
 
 
 # --------------------------------------------------------------------------- brand and document

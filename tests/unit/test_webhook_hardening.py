@@ -151,3 +151,31 @@ def test_storage_that_does_not_answer_gives_503_within_the_deadline(app):
     answer = post(body([{"subscriptionId": "s-2", "clientState": "x", "tenantId": "t"}]))
     stuck.set()
     assert answer.status_code == 503 and time.monotonic() - started < 2.5
+
+
+class OneSubscriptionGraph:
+    async def create_subscription(self, tenant_id, *, notification_url, lifecycle_url, expires_at, client_state):
+        return "s-new", expires_at
+
+
+class SavedSubscriptions:
+    def __init__(self):
+        self.saved = []
+
+    def save(self, subscription):
+        self.saved.append(subscription)
+
+
+def test_a_new_subscription_asks_for_a_delta_once_the_webhook_has_forgotten_its_id_was_unknown():
+    import asyncio
+
+    from shared.services.subscriptions import SubscriptionManager
+    from tests.unit.fakes import FakeQueues
+
+    queues = FakeQueues()
+    settings = Settings({"PUBLIC_BASE_URL": "https://prorata.example", "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": "5"})
+    manager = SubscriptionManager(settings, SavedSubscriptions(), None, OneSubscriptionGraph(),
+                                  lambda: datetime(2026, 10, 5, tzinfo=timezone.utc), queues)
+    asyncio.run(manager.create("tenant-a"))
+    assert queues.sent == [("tenant-sync", {"tenant_id": "tenant-a", "reason": "new subscription"})]
+    assert queues.delays == [7]

@@ -76,7 +76,9 @@ def line_taxes(invoice: Invoice) -> list[Decimal]:
 def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str:
     """ "Ann Lee (ann@contoso.com) — Managed user, 17/31 days": the proration is in the text, so
     that the amounts can stay quantity 1 × the exact line amount."""
-    return f"{line.display_name} ({line.user_principal_name}) — {item_name}, {line.days}/{days_in_period} days"
+    from shared.invoicing.render import display_address  # a guest by the address it was invited with, never #EXT#
+
+    return f"{line.display_name} ({display_address(line.user_principal_name)}) — {item_name}, {line.days}/{days_in_period} days"
 
 
 def write_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:

@@ -9,10 +9,11 @@ and stores the run's summary.
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -89,11 +90,13 @@ class TenantOutcome:
     number: str = ""
     emailed_to: str = ""
     reason: str = ""
+    corrections: list[dict[str, Any]] = field(default_factory=list)  # documents issued with this close
 
     def member_fields(self, now: datetime) -> dict[str, TableValue]:
         return {"outcome": str(self.kind), "sentence": self.sentence, "users": self.users, "lines": self.lines,
                 "currency": self.currency, "total": self.total, "number": self.number,
-                "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now)}
+                "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now),
+                "corrections": json.dumps(self.corrections)}
 
 
 def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
@@ -153,6 +156,8 @@ def summary_text(summary: RunSummary) -> str:
     parts.append(".")
     for hold in summary.get("holds", []):
         parts.append(f" Held {hold['number']} for {hold.get('name')}: {hold.get('reason')}.")
+    for correction in summary.get("corrections", []):
+        parts.append(f" {correction['sentence']}.")
     failures = summary.get("failures", [])
     for failure in failures[:20]:
         parts.append(f" Failed: {failure.get('name') or failure['tenant_id']}: {failure.get('reason')}.")
@@ -231,6 +236,7 @@ class RunReports:
             "held": count[HELD_OUTCOME], "in_review": count[Outcome.IN_REVIEW],
             "holds": [{"tenant_id": m["tenant_id"], "name": m.get("name"), "number": m.get("number"),
                        "reason": m.get("reason")} for m in members if m.get("outcome") == HELD_OUTCOME],
+            "corrections": [c for m in members for c in json.loads(m.get("corrections") or "[]")],
         }
         if self.runs.record_summary(header, summary, now):
             log.info(summary_text(summary))

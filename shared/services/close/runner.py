@@ -64,6 +64,7 @@ class Attempt:
     row: InvoiceRecord
     pdf: bytes | None = None
     doing: Action = Action.COMPUTE
+    archived_pdf: bytes | None = None  # the PDF this runner stored itself: what the archive holds
 
 
 StepFunction = Callable[[Attempt], Awaitable[None]]
@@ -110,7 +111,8 @@ class StepRunner:
                 return row
             if self.leased(row, now) and row.get("lease_owner") != owner:
                 if time.monotonic() >= deadline:
-                    raise CloseBusy(f"another close of this client's {month_label(period)} is running "
+                    what = month_label(period) if isinstance(period, Period) else period  # or a document's key
+                    raise CloseBusy(f"another close of this client's {what} is running "
                                     f"(lease until {row.get('lease_until')})")
                 await asyncio.sleep(0.2)
                 continue

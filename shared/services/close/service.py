@@ -36,8 +36,9 @@ Runs (reports.py)
   run's summary, then the license reconciliation runs (shared/services/reconcile.py).
 
 Preview
-  The same computation for any month that has started. For a month that has ended, the preview
-  is the invoice the close issues (equal to it unless the ledger learned something since). For
+  The same computation for any month that has started. For a month whose invoice is issued, the
+  preview is that invoice as issued with its corrections (shared/services/corrections.py), never
+  a recomputation; for a month that has ended and is not invoiced yet, what the close will issue. For
   the current month it is the month to date: the days that have ended so far, each priced as in
   the full month (days / days in the month), as if every user left now; the days still to come
   are not counted.
@@ -57,6 +58,7 @@ from typing import TYPE_CHECKING, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period, compute_invoice
+from shared.billing.charges import with_charges
 from shared.billing.money import format_money
 from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
@@ -78,12 +80,14 @@ from shared.services.einvoicing import PENDING_NUMBER, EInvoiceRefused, EInvoici
 from shared.services.reconcile import Reconciler
 from shared.settings import Settings
 from shared.storage.archive import pdf_path
-from shared.storage.invoices import Conflict, InvoiceRecord, invoice_document, pack_invoice
+from shared.storage.invoices import Conflict, InvoiceRecord, invoice_document, pack_invoice, unpack_invoice
 from shared.storage.records import Record, RunMember, TableValue
 from shared.tenants import Tenant
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.document import Brand
+    from shared.services.charges import ChargeRepository
+    from shared.services.corrections import CorrectionService
 
 log = logging.getLogger("prorata.close")
 
@@ -111,11 +115,15 @@ class CloseService:
                  invoices: InvoiceRepository, runs: RunRepository, archive: Archive, queues: MessageQueue,
                  counter: Callable[[], InvoiceCounter], mailer: Callable[[], Mailer], brand: Callable[[], Brand],
                  reconciler: Reconciler, clock: Clock, after_step: Callable[[str], None] | None = None,
-                 lease_ttl: timedelta = LEASE_TTL, busy_wait: float = BUSY_WAIT_SECONDS):
+                 lease_ttl: timedelta = LEASE_TTL, busy_wait: float = BUSY_WAIT_SECONDS,
+                 corrections: Callable[[], CorrectionService] | None = None,
+                 charges: ChargeRepository | None = None):
         self.settings, self.tenants, self.ledger = settings, tenants, ledger
         self.invoices, self.runs, self.archive, self.queues = invoices, runs, archive, queues
         self.reconciler, self.now = reconciler, clock
         self._counter_factory, self._mailer_factory, self._brand_factory = counter, mailer, brand
+        self._corrections = corrections  # issues corrections of earlier months with each close
+        self.charges = charges  # one-off charges and credits, lines of their period's invoice
         self._counter: InvoiceCounter | None = None
         self._mailer: Mailer | None = None
         self._brand: Brand | None = None
@@ -166,7 +174,10 @@ class CloseService:
         cut = min(as_of, tenant.offboarded_at or as_of)
         if cut < period.end(zone):
             observations = month_to_date(observations, cut)
-        return compute_invoice(tenant.plan, observations, period), to_date
+        invoice = compute_invoice(tenant.plan, observations, period)
+        if self.charges is not None:
+            invoice = with_charges(invoice, self.charges.of_period(tenant.tenant_id, period))
+        return invoice, to_date
 
     def preview(self, tenant_id: str, period: Period) -> JsonObject:
         """The invoice JSON of a month that has started (month to date for the current one),
@@ -176,11 +187,17 @@ class CloseService:
         if tenant is None:
             raise TenantNotOnboarded(tenant_id)
         now = self.now()
-        invoice, to_date = self.compute(tenant, period, now)
-        data = invoice.to_json()
+        row = self.invoices.get(tenant_id, period)
+        if row is not None and row.get("number") and row.get("invoice_chunks"):
+            # Rule: an issued invoice is final: its month previews as issued, with its corrections.
+            data = unpack_invoice(row).to_json()
+            to_date = False
+            data["corrections"] = self._corrections().issued(tenant_id, period) if self._corrections else []
+        else:
+            invoice, to_date = self.compute(tenant, period, now)
+            data = invoice.to_json()
         data["as_of"] = format_instant(now)
         data["month_to_date"] = to_date
-        row = self.invoices.get(tenant_id, period)
         data["close"] = None if row is None else {
             "step": row.get("step"), "status": row.get("status"), "number": row.get("number"),
             "total": row.get("total"), "emailed_at": row.get("emailed_at")}
@@ -267,9 +284,25 @@ class CloseService:
                     run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason)))
             raise
         log.info(outcome.sentence)
+        outcome.corrections = await self._issue_corrections(tenant_id, period)
         if run_id:
             await self._reconcile_run(self.reports.finish(run_id, outcome))
         return outcome
+
+    async def _issue_corrections(self, tenant_id: str, period: Period) -> list[JsonObject]:
+        """The corrections of the client's earlier invoiced months, issued with this close
+        (shared/services/corrections.py). A failure there is logged and does not undo the
+        invoice; the next close or ./dev invoice correct resumes it."""
+        if self._corrections is None:
+            return []
+        try:
+            service = self._corrections()
+            issued = [o.to_json() for o in await service.correct_tenant(tenant_id, closing=period)]
+            return issued + [{"sentence": note} for note in service.notes]
+        except Exception as error:  # noqa: BLE001 - recorded on the document rows; resumable
+            log.error("Corrections for %s with the close of %s failed: %s; ./dev invoice correct --tenant %s "
+                      "issues them.", self._name_of(tenant_id, period), month_label(period), describe(error), tenant_id)
+            return []
 
     async def _reconcile_run(self, summary: RunSummary | None) -> None:
         """When a run has just finished: the license reconciliation of every active client, one
@@ -369,14 +402,14 @@ class CloseService:
         return days
 
     async def _number(self, work: Attempt) -> None:
-        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now())
+        work.row = self.numbering.assign(work.row.tenant_id, work.row.period, self.now(), work.row)
 
     async def _render_pdf(self, work: Attempt) -> tuple[bytes, float]:
-        from shared.invoicing import render_pdf
+        from shared.invoicing.pdf_pool import render_pdf_in_pool
 
         document, brand = invoice_document(work.row), self.brand
         began = time.perf_counter()
-        pdf = await asyncio.to_thread(render_pdf, document, brand)
+        pdf = await render_pdf_in_pool(document, brand)  # a worker process per core (pdf_pool.py)
         return pdf, time.perf_counter() - began
 
     async def _render(self, work: Attempt) -> None:
@@ -389,10 +422,12 @@ class CloseService:
         if work.pdf is None:  # resumed after the render was recorded: the bytes were not kept
             work.pdf, _ = await self._render_pdf(work)
         row = work.row
-        name = pdf_path(row.period, row.tenant_id, row.number)
+        name = pdf_path(str(row.get("period") or row.period), row.tenant_id, row.number)  # a correction: its month
         stored = await asyncio.to_thread(self.archive.put_once, name, work.pdf)
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row.number)
+        else:
+            work.archived_pdf = work.pdf
         self.runner.save(work, {"step": Step.STORED, "stored_at": format_instant(self.now()), "blob": name,
                                 "pdf_bytes": stored.size, "pdf_sha256": stored.sha256, **await self._store_ubl(row)})
 
@@ -414,6 +449,8 @@ class CloseService:
 
     def hold_reason(self, row: InvoiceRecord) -> str | None:
         """Why this stored invoice must not be emailed yet (shared/billing/holds.py), or None."""
+        if row.get("corrects"):
+            return None  # a correcting document (services/corrections.py) is not compared with invoices
         tenant = self.tenants.get(row.tenant_id)
         rules = rules_for(self.settings.get, tenant.plan.holds if tenant else {})
         if not rules.enabled:
@@ -436,7 +473,9 @@ class CloseService:
         contacts = row.contacts
         if not contacts:
             raise CloseError("the client has no billing contact to email the invoice to")
-        pdf = await asyncio.to_thread(self.archive.get, row["blob"])  # exactly what is archived
+        pdf = work.archived_pdf  # exactly what is archived: what this runner stored, else read back
+        if pdf is None:
+            pdf = await asyncio.to_thread(self.archive.get, row["blob"])
         subject, html = render_email(invoice_document(row), self.brand)
         attachments = []
         if row.get("einvoice"):  # the client asked for its e-invoice beside the PDF
