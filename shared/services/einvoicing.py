@@ -10,7 +10,8 @@ about steps.
   client without e-invoicing whose document cannot be valid (e.g. the MSP has not set its VAT
   id, or the client has no country), no XML is archived and the row says why (`ubl_skipped`).
 * Each finished run: the Xero and the QuickBooks Online import files of the invoices it
-  emailed, one per currency, beside the PDFs.
+  emailed and of the correcting documents it issued, one per currency, beside the PDFs (credit
+  notes in the Xero file only: QuickBooks Online's invoice import makes no credit memos).
 
 Credit notes, when they exist as documents: `ubl.to_ubl(document, seller, payment,
 credited=CreditedInvoice(number, issued_on))` makes the UBL CreditNote (positive amounts,
@@ -110,12 +111,16 @@ class EInvoicing:
         from shared.invoicing.exports.xero import xero_csvs
 
         documents = list(documents)
+        # Credit notes go to Xero only (same template, quantity -1); QuickBooks Online's invoice
+        # import makes no credit memos. Supplementary invoices are invoices: in both files.
+        credit_notes = [document for document in documents if document.kind == "credit_note"]
+        invoices = [document for document in documents if document.kind != "credit_note"]
         codes = AccountingCodes.from_settings(self.settings)
         files: dict[str, bytes] = {}
-        quickbooks = quickbooks_csvs(documents, codes)
-        for currency, data in xero_csvs(documents, codes).items():
-            xero_name, quickbooks_name = export_paths(period, run_id, currency)
-            files[xero_name], files[quickbooks_name] = data, quickbooks[currency]
+        for currency, data in xero_csvs(invoices, codes, credit_notes=credit_notes).items():
+            files[export_paths(period, run_id, currency)[0]] = data
+        for currency, data in quickbooks_csvs(invoices, codes).items():
+            files[export_paths(period, run_id, currency)[1]] = data
         return files
 
 

@@ -72,6 +72,14 @@ def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(d
     assert "Credit note CN-2026-00001 for Contoso Dental: " in correction and "left on 28 September, known since " \
         "3 October; -" in correction
     [credit_note] = (out / "invoices" / "2026-09").rglob("CN-2026-00001.pdf")
+    # ...in the Xero file of the run that issued it (October's), as a credit; not in QuickBooks'
+    credited = [row for path in xero for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"),
+                                                                           newline=""))
+                if row["*InvoiceNumber"] == "CN-2026-00001"]
+    assert credited and all(row["*Quantity"] == "-1" and row["Total"].startswith("-") for row in credited)
+    assert not any("CN-2026-00001" in path.read_text(encoding="utf-8") for path in quickbooks)
+    assert not any("CN-2026-00001" in path.read_text(encoding="utf-8")
+                   for path in (out / "invoices" / "2026-09").glob("*-invoices-*.csv"))
     text = "\n".join(page.extract_text() for page in PdfReader(str(credit_note)).pages)
     assert "CREDIT NOTE" in text and "Corrects invoice" in text
     [contoso] = [p for p in (out / "invoices" / "2026-10").rglob("*.pdf") if "6c2b8f1e" in str(p)]

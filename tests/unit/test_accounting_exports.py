@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,8 @@ from shared.billing import InputError
 from shared.invoicing.exports.accounting import AccountingCodes, line_taxes
 from shared.invoicing.exports.quickbooks import QUICKBOOKS_COLUMNS, quickbooks_csvs
 from shared.invoicing.exports.xero import XERO_COLUMNS, xero_csvs
+from shared.services.einvoicing import EInvoicing
+from shared.settings import Settings
 from tests.unit.documents import crowd, document
 
 CODES = AccountingCodes(revenue_account="4000", tax_type="20% (VAT on Income)", date_format="DD/MM/YYYY")
@@ -101,6 +104,41 @@ def test_credit_notes_use_the_same_template_with_negative_quantities():
             for row in table] == [("INV-7", "1", "45.00", "9.45", "54.45"), ("CN-1", "-1", "45.00", "-9.45", "-54.45")]
 
 
+def credit_note_as_stored(number="CN-2026-00001"):
+    """A credit note as the corrections make it: negative days, amounts, tax and total."""
+    doc = document([("Ann Lee", 29, ["SPB"])], number=number)
+    invoice = doc.invoice
+    lines = tuple(replace(line, days=-line.days, amount=-line.amount) for line in invoice.lines)
+    return replace(doc, kind="credit_note", corrects="INV-2026-00042", invoice=replace(
+        invoice, lines=lines, subtotal=-invoice.subtotal, tax=-invoice.tax, total=-invoice.total))
+
+
+def test_a_stored_credit_note_is_imported_by_xero_as_a_credit_of_the_amounts_on_its_pdf():
+    credit = credit_note_as_stored()
+    table = rows(xero_csvs([], CODES, credit_notes=[credit])["EUR"])
+    assert [(row["*Quantity"], row["*UnitAmount"]) for row in table] == [("-1", "4.35"), ("-1", "2.13")]
+    assert sum(Decimal(row["*Quantity"]) * Decimal(row["*UnitAmount"]) for row in table) == credit.invoice.subtotal
+    assert sum(Decimal(row["TaxAmount"]) for row in table) == credit.invoice.tax < 0
+    assert {row["Total"] for row in table} == {str(credit.invoice.total)}
+    assert table[0]["*Description"] == "Ann Lee (user0@contoso.example) — Managed user, 3/31 days"
+
+
+def test_a_runs_accounting_files_carry_its_credit_notes_in_xero_and_only_invoices_in_quickbooks():
+    einvoicing = EInvoicing(Settings({}))
+    supplementary = replace(document([("Bob Ray", 20, [])], number="INV-2026-00050"), kind="supplementary_invoice")
+    files = einvoicing.accounting_files("2026-11", "r1", [document([("Ann", 1, [])]), supplementary,
+                                                          credit_note_as_stored()])
+    xero = rows(files["2026-11/xero-invoices-r1-EUR.csv"])
+    books = rows(files["2026-11/quickbooks-invoices-r1-EUR.csv"])
+    assert sorted({row["*InvoiceNumber"] for row in xero}) == ["CN-2026-00001", "INV-2026-00042", "INV-2026-00050"]
+    assert sorted({row["Invoice no"] for row in books}) == ["INV-2026-00042", "INV-2026-00050"]
+
+
+def test_a_run_that_issued_only_a_credit_note_writes_a_xero_file_and_no_quickbooks_file():
+    files = EInvoicing(Settings({})).accounting_files("2026-11", "r2", [credit_note_as_stored()])
+    assert list(files) == ["2026-11/xero-invoices-r2-EUR.csv"]
+
+
 def test_a_display_name_that_looks_like_a_formula_is_written_as_text():
     doc = document([("=HYPERLINK(\"http://x\")", 1, [])])
     assert rows(xero_csvs([doc], CODES)["EUR"])[0]["*Description"].startswith("'=HYPERLINK")
@@ -118,7 +156,7 @@ def test_quickbooks_uses_the_column_names_it_maps_by_itself_and_quantity_times_r
         assert row["Invoice no"] == "INV-2026-00042" and row["Customer"] == "Contoso" and row["Taxable"] == "Y"
     assert sum(Decimal(row["Item Amount"]) for row in table) == doc.invoice.subtotal
     assert sum(Decimal(row["Item Tax Amount"]) for row in table) == doc.invoice.tax
-    assert {row["Item(Product/Service)"] for row in table} == {"Managed user", "SPB"}
+    assert {row["Item(Product/Service)"] for row in table} == {"Managed user", "Microsoft 365 Business Premium"}
 
 
 def test_a_plan_accounting_block_with_an_unknown_field_is_refused_naming_it():

@@ -12,10 +12,13 @@
 * Dates as ACCOUNTING_DATE_FORMAT (the organisation's region). Money with the currency's
   minor digits, no symbol, no separator. Total is the invoice's total with tax.
 * Credit notes: Xero imports a credit note from the same template when the document's amounts
-  are negative; `credit_notes` rows carry Quantity -1 (UnitAmount stays the positive amount).
+  are negative; `credit_notes` rows carry Quantity -1, UnitAmount the positive amount credited,
+  TaxAmount and Total negative (a credit note's stored lines are negative: they are turned into
+  the amounts credited first, so the tax spread is that of the PDF).
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable
 
 from shared.billing.money import format_money
@@ -62,10 +65,18 @@ def _rows(document: InvoiceDocument, codes: AccountingCodes, sign: int) -> list[
     return rows
 
 
+def _credited(document: InvoiceDocument) -> InvoiceDocument:
+    """The credit note with the amounts it credits (positive), whatever sign it is stored with."""
+    invoice = document.invoice
+    lines = tuple(replace(line, days=abs(line.days), amount=abs(line.amount)) for line in invoice.lines)
+    return replace(document, invoice=replace(invoice, lines=lines, subtotal=abs(invoice.subtotal),
+                                             tax=abs(invoice.tax), total=abs(invoice.total)))
+
+
 def xero_csvs(invoices: Iterable[InvoiceDocument], codes: AccountingCodes,
               credit_notes: Iterable[InvoiceDocument] = ()) -> dict[str, bytes]:
     """{currency: CSV bytes}: the invoices' rows, then the credit notes' (Quantity -1)."""
-    signed = [(document, 1) for document in invoices] + [(document, -1) for document in credit_notes]
+    signed = [(document, 1) for document in invoices] + [(_credited(document), -1) for document in credit_notes]
     groups: dict[str, list[list[str]]] = {}
     for document, sign in signed:
         groups.setdefault(document.invoice.currency, []).extend(_rows(document, codes, sign))

@@ -2,8 +2,8 @@
 
 Every timer run and every `./dev close` is a run (shared/storage/invoices.py, table `runs`).
 Each tenant logs one plain sentence when it finishes; the tenant that finishes a run last writes
-the run's Xero and QuickBooks Online import files (the invoices the run emailed, one file each per
-currency, `{period}/xero-invoices-{run_id}-{CUR}.csv`, `{period}/quickbooks-invoices-...`) and logs
+the run's Xero and QuickBooks Online import files (the invoices the run emailed and the correcting
+documents it issued, credit notes in Xero's file only; one file each per currency, `{period}/xero-invoices-{run_id}-{CUR}.csv`, `{period}/quickbooks-invoices-...`) and logs
 and stores the run's summary.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from shared.billing import Period
 from shared.billing.money import format_money
@@ -170,10 +170,12 @@ class RunReports:
     """Counting outcomes on their runs, and each run's summary and CSV once it has finished."""
 
     def __init__(self, *, runs: RunRepository, invoices: InvoiceRepository, archive: Archive, clock: Clock,
-                 exports: Callable[[str, str, list[InvoiceDocument]], dict[str, bytes]]):
-        """`exports(period, run_id, documents)`: {blob name: bytes} of the run's accounting files."""
+                 exports: Callable[[str, str, list[InvoiceDocument]], dict[str, bytes]],
+                 corrections: Callable[[str, str], Sequence[Record]] | None = None):
+        """`exports(period, run_id, documents)`: {blob name: bytes} of the run's accounting files;
+        `corrections(tenant_id, period)`: the correcting documents' rows of a client's month."""
         self.runs, self.invoices, self.archive, self.now = runs, invoices, archive, clock
-        self.exports = exports
+        self.exports, self.corrections = exports, corrections
 
     def finish(self, run_id: str, outcome: TenantOutcome) -> RunSummary | None:
         """Counts the outcome on its run; returns the run's summary if this finished the run."""
@@ -190,6 +192,20 @@ class RunReports:
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
         return None
+
+    def _issued_corrections(self, members: list[Record]) -> list[InvoiceDocument]:
+        """The correcting documents this run issued (each is reported by the one close that
+        finished it, so each lands in exactly one run's accounting files)."""
+        if self.corrections is None:
+            return []
+        issued = []
+        for member in members:
+            for correction in json.loads(member.get("corrections") or "[]"):
+                if not correction.get("number"):
+                    continue  # a note about a change beyond reach, not a document
+                rows = self.corrections(correction["tenant_id"], correction["period"])
+                issued += [invoice_document(row) for row in rows if row.get("number") == correction["number"]]
+        return issued
 
     def finish_run(self, run_id: str) -> RunSummary | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
@@ -213,6 +229,7 @@ class RunReports:
             invoices.append({"tenant_id": member["tenant_id"], "name": member.get("name"), "number": row["number"],
                              "currency": row.get("currency"), "total": row.get("total"), "users": int(row.get("users", 0)),
                              "lines": int(row.get("lines", 0))})
+        documents += self._issued_corrections(members)
         exports = self.exports(str(period), run_id, documents) if documents else {}
         for name, data in exports.items():
             self.archive.put(name, data, "text/csv; charset=utf-8")

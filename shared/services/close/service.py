@@ -131,7 +131,8 @@ class CloseService:
         self.runner = StepRunner(invoices, clock, lease_ttl=lease_ttl, busy_wait=busy_wait, after_step=after_step)
         self.reports = RunReports(runs=runs, invoices=invoices, archive=archive, clock=clock,
                                   exports=lambda period, run_id, documents: self.einvoicing.accounting_files(
-                                      period, run_id, documents))
+                                      period, run_id, documents),
+                                  corrections=self._correction_rows if corrections else None)
         self.steps: dict[Action, StepFunction] = {
             Action.COMPUTE: self._compute, Action.NUMBER: self._number, Action.RENDER: self._render,
             Action.STORE: self._store, Action.DRAFT: self._draft, Action.SEND: self._send}
@@ -288,6 +289,11 @@ class CloseService:
         if run_id:
             await self._reconcile_run(self.reports.finish(run_id, outcome))
         return outcome
+
+    def _correction_rows(self, tenant_id: str, period: str) -> list[InvoiceRecord]:
+        """The correcting documents' rows of a client's month (table `documents`)."""
+        assert self._corrections is not None
+        return self._corrections().documents.of_month(tenant_id, period)
 
     async def _issue_corrections(self, tenant_id: str, period: Period) -> list[JsonObject]:
         """The corrections of the client's earlier invoiced months, issued with this close
