@@ -42,13 +42,6 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
-    "BRAND_VAT_ID": ("", "the MSP's tax registration number on invoices (VAT ID, GST/ABN...)"),
-    "BRAND_COMPANY_ID": ("", "the MSP's company registration number on invoices"),
-    "PAYMENT_IBAN": ("", "IBAN clients pay invoices to (printed with the bank details; checked)"),
-    "PAYMENT_BIC": ("", "BIC/SWIFT code of the MSP's bank account"),
-    "PAYMENT_BANK_NAME": ("", "name of the MSP's bank, printed with the IBAN"),
-    "PAYMENT_LINK": ("", "https link where clients pay online (printed and in the email)"),
-    "PAYMENT_REFERENCE": ("{number}", "the reference clients quote with a payment ({number}: the invoice number)"),
     "WEBHOOK_MAX_ITEMS": ("1000", "most items accepted in one notification body (413 above; Graph sends a few hundred)"),
     "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("2", "how long the webhook remembers that a subscription id is unknown"),
     "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
