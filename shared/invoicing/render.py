@@ -164,6 +164,7 @@ class Formatter:
 _PAGE_TEXT_WIDTH = {"a4": 595.28 - 2 * 45.35, "letter": 612.0 - 2 * 45.35}
 #: Column widths (fractions of the text width) of the template's tables, and the room a cell's
 #: padding and a safety margin take from each (points).
+NO_DAYS = "\u2014"  # the days cell of a one-off charge or credit (an em dash: it has no days)
 LINE_COLUMNS = {"user": 0.33, "item": 0.31, "days": 0.09, "unit_price": 0.13, "amount": 0.14}
 SUMMARY_COLUMNS = {"item": 0.36, "unit_price": 0.16, "users": 0.12, "days": 0.16, "amount": 0.20}
 _CELL_SLACK = 16.0
@@ -318,7 +319,9 @@ def _view(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
         rows = []
         for line in run:
             name_html, height = named(line.item, LINE_COLUMNS["item"])
-            rows.append(_Row(item=name_html, days=f"{fmt.number(line.days)}/{fmt.number(days_in_period)}",
+            # a one-off charge or credit is not held for days: its days cell shows a dash, not 0/30
+            days = NO_DAYS if line.item == CHARGE_ITEM else f"{fmt.number(line.days)}/{fmt.number(days_in_period)}"
+            rows.append(_Row(item=name_html, days=days,
                              unit_price=fmt.price(line.unit_price), amount=fmt.money(line.amount),
                              pad=height - 1))
         person = run[0]
@@ -340,7 +343,8 @@ def _view(document: InvoiceDocument, brand: Brand) -> dict[str, Any]:
     item_rows = [{"item": named(item, SUMMARY_COLUMNS["item"])[0],
                   "unit_price": fmt.price(next(iter(summary[item][3]))) if len(summary[item][3]) == 1 else "",
                   "users": fmt.number(len(summary[item][0])),
-                  "days": fmt.number(summary[item][1]), "amount": fmt.money(summary[item][2])}
+                  "days": NO_DAYS if item == CHARGE_ITEM else fmt.number(summary[item][1]),
+                  "amount": fmt.money(summary[item][2])}
                  for item in items]
 
     payment = brand.payment

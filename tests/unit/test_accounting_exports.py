@@ -186,3 +186,14 @@ def test_line_taxes_always_add_up_to_the_invoice_tax(amounts, rate, currency):
     # each line's tax is within one minor unit of its exact share
     for x, t in zip(lines, taxes):
         assert abs(Fraction(t) - Fraction(x.amount) * Fraction(Decimal(rate))) <= Fraction(unit) * 2
+
+
+def test_a_one_off_charge_is_described_by_its_text_without_days_in_the_import_files():
+    from shared.billing.charges import parse_charge, with_charges
+
+    doc = document([("Ann", 1, [])])
+    charge = parse_charge({"period": "2026-10", "description": "Server migration", "amount": "1200.00"},
+                          doc.invoice.plan)
+    doc = replace(doc, invoice=with_charges(doc.invoice, [charge]))
+    assert rows(xero_csvs([doc], CODES)["EUR"])[-1]["*Description"] == "Server migration — One-off"
+    assert rows(quickbooks_csvs([doc], CODES)["EUR"])[-1]["Item Description"] == "Server migration — One-off"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import re
 from datetime import date
 from decimal import Decimal
@@ -267,3 +268,16 @@ def test_invoice_document_rejects_an_unknown_locale_and_a_due_date_before_the_in
 def test_a_light_primary_colour_gets_dark_text_on_it_and_a_dark_one_white_text():
     assert Brand(name="Northwind", primary_color="#FFD166").on_primary_color != "#FFFFFF"
     assert Brand(name="Northwind", primary_color="#1F4E79").on_primary_color == "#FFFFFF"
+
+
+def test_a_one_off_charge_line_shows_a_dash_for_its_days_never_zero_days_of_the_month():
+    from shared.billing.charges import parse_charge, with_charges
+
+    document = make_document([("Ann Lee", "ann@contoso.com", [("user", "45.00", 31)])])
+    charge = parse_charge({"period": "2026-10", "description": "Server migration", "amount": "1200.00"},
+                          document.invoice.plan)
+    invoice = with_charges(document.invoice, [charge])
+    html = render_html(replace(document, invoice=invoice), BRAND)
+    assert "Server migration" in html and "31/31" in html
+    assert "0/31" not in html
+    assert html.count("\u2014") == 2  # the charge's days cell, in its line and in the per-item subtotals

@@ -8,6 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from shared.billing.holdings import CHARGE_ITEM
 from shared.billing.invoice import Invoice, InvoiceLine
 from shared.billing.money import minor_units
 from shared.invoicing.document import InvoiceDocument
@@ -78,6 +79,8 @@ def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str
     that the amounts can stay quantity 1 × the exact line amount."""
     from shared.invoicing.render import display_address  # a guest by the address it was invited with, never #EXT#
 
+    if line.item == CHARGE_ITEM:  # a one-off charge or credit: its description, no address, no days
+        return f"{line.display_name} — {item_name}"
     return f"{line.display_name} ({display_address(line.user_principal_name)}) — {item_name}, {line.days}/{days_in_period} days"
 
 
