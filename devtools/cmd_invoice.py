@@ -85,6 +85,7 @@ def _documents(app, args) -> int:
     from devtools.local_app import graph_failure
     from shared.errors import ProrataError
     from shared.graph.gateway import GraphError
+    from shared.services.documents import UnknownDocument
 
     service = app.document_service()
     try:
@@ -106,6 +107,9 @@ def _documents(app, args) -> int:
         outcomes = asyncio.run(service.void(args.number, args.reason, reissue=args.action == "reissue"))
     except (GraphError, OSError) as error:
         return graph_failure("invoice", app, error)
+    except UnknownDocument as error:  # bad input: a number that names no document
+        print(f"invoice: {error}", file=sys.stderr)
+        return 2
     except ProrataError as error:
         print(f"invoice: {error}", file=sys.stderr)
         return 1

@@ -248,7 +248,10 @@ def test_corrections_on_demand_over_http_and_with_dev_invoice_correct(env, tmp_p
     assert [d["kind"] for d in listed] == ["invoice", "credit_note"] and listed[1]["refers_to"] == listed[0]["number"]
     assert cmd_invoice.main(["void", "--number", listed[1]["number"], "--reason", "x", "--settings", str(settings)]) == 1
     assert "a credit note cannot be voided" in capsys.readouterr().err
-    assert cmd_invoice.main(["resend", "--number", "NOPE-1", "--settings", str(settings)]) == 1
+    for action in (["void", "--reason", "x"], ["reissue"], ["resend"]):  # bad input: exit 2, one line naming it
+        assert cmd_invoice.main([action[0], "--number", "NOPE-1", *action[1:], "--settings", str(settings)]) == 2
+        err = capsys.readouterr().err
+        assert err.strip().count("\n") == 0 and "'NOPE-1'" in err and "Traceback" not in err
 
 
 def test_documents_are_listed_voided_reissued_and_resent(env):
