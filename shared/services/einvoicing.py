@@ -116,11 +116,13 @@ class EInvoicing:
         credit_notes = [document for document in documents if document.kind == "credit_note"]
         invoices = [document for document in documents if document.kind != "credit_note"]
         codes = AccountingCodes.from_settings(self.settings)
+        xero, quickbooks = xero_csvs(invoices, codes, credit_notes=credit_notes), quickbooks_csvs(invoices, codes)
         files: dict[str, bytes] = {}
-        for currency, data in xero_csvs(invoices, codes, credit_notes=credit_notes).items():
-            files[export_paths(period, run_id, currency)[0]] = data
-        for currency, data in quickbooks_csvs(invoices, codes).items():
-            files[export_paths(period, run_id, currency)[1]] = data
+        for currency in sorted(xero):  # every currency of the run is in Xero's files (QuickBooks': invoices only)
+            xero_name, quickbooks_name = export_paths(period, run_id, currency)
+            files[xero_name] = xero[currency]
+            if currency in quickbooks:
+                files[quickbooks_name] = quickbooks[currency]
         return files
 
 
