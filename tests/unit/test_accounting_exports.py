@@ -118,7 +118,7 @@ def test_quickbooks_uses_the_column_names_it_maps_by_itself_and_quantity_times_r
         assert row["Invoice no"] == "INV-2026-00042" and row["Customer"] == "Contoso" and row["Taxable"] == "Y"
     assert sum(Decimal(row["Item Amount"]) for row in table) == doc.invoice.subtotal
     assert sum(Decimal(row["Item Tax Amount"]) for row in table) == doc.invoice.tax
-    assert {row["Item(Product/Service)"] for row in table} == {"Managed user", "SPB"}
+    assert {row["Item(Product/Service)"] for row in table} == {"Managed user", "Microsoft 365 Business Premium"}  # the product, never the part number
 
 
 def test_a_plan_accounting_block_with_an_unknown_field_is_refused_naming_it():
