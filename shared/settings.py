@@ -42,6 +42,13 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "BRAND_PRIMARY_COLOR": ("#1F4E79", "main colour of invoices"),
     "BRAND_ACCENT_COLOR": ("#E8EEF4", "accent colour of invoices (table stripes)"),
     "WEBHOOK_MAX_BODY_BYTES": ("1048576", "largest notification body accepted (413 above)"),
+    "BRAND_VAT_ID": ("", "the MSP's tax registration number on invoices (VAT ID, GST/ABN...); e-invoices need it, with its country prefix (BE0123456789)"),
+    "BRAND_COMPANY_ID": ("", "the MSP's company registration number on invoices"),
+    "PAYMENT_IBAN": ("", "IBAN clients pay invoices to (printed with the bank details; checked)"),
+    "PAYMENT_BIC": ("", "BIC/SWIFT code of the MSP's bank account"),
+    "PAYMENT_BANK_NAME": ("", "name of the MSP's bank, printed with the IBAN"),
+    "PAYMENT_LINK": ("", "https link where clients pay online (printed and in the email)"),
+    "PAYMENT_REFERENCE": ("{number}", "the reference clients quote with a payment ({number}: the invoice number)"),
     "WEBHOOK_MAX_ITEMS": ("1000", "most items accepted in one notification body (413 above; Graph sends a few hundred)"),
     "WEBHOOK_UNKNOWN_SUBSCRIPTION_SECONDS": ("2", "how long the webhook remembers that a subscription id is unknown"),
     "WEBHOOK_DEADLINE_MILLISECONDS": ("2000", "the webhook answers 503 (Graph retries) if storage has not "
@@ -56,19 +63,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
                     "land before it is numbered and emailed"),
     "SYNC_RECHECK_SECONDS": ("30,120,600", "delays before re-checking notified users a delta did not show yet"),
     "BRAND_LEGAL_NAME": ("", "the MSP's registered legal name on e-invoices (default: BRAND_NAME)"),
-    "BRAND_VAT_ID": ("", "the MSP's VAT identifier with its country prefix (e.g. BE0123456789); e-invoices "
-                     "need it for every VAT category"),
-    "BRAND_COMPANY_ID": ("", "the MSP's company registration number (legal registration identifier)"),
     "BRAND_STREET": ("", "the MSP's street and number (e-invoices)"),
     "BRAND_CITY": ("", "the MSP's city (e-invoices)"),
     "BRAND_POSTCODE": ("", "the MSP's postcode (e-invoices)"),
     "BRAND_COUNTRY": ("", "the MSP's country, ISO 3166-1 alpha-2 (e.g. BE); e-invoices need it"),
     "BRAND_EMAIL": ("", "the MSP's contact email (the seller's electronic address on e-invoices)"),
-    "PAYMENT_IBAN": ("", "the account clients pay into (e-invoices: payment means credit transfer)"),
-    "PAYMENT_BIC": ("", "the BIC of PAYMENT_IBAN's bank"),
-    "PAYMENT_BANK_NAME": ("", "the name of PAYMENT_IBAN's bank"),
-    "PAYMENT_LINK": ("", "a link where clients pay online"),
-    "PAYMENT_REFERENCE": ("{number}", "the payment reference clients quote ({number}: the invoice number)"),
     "ACCOUNTING_REVENUE_ACCOUNT": ("200", "account code of the revenue in the Xero / QuickBooks exports "
                                    "(plan `accounting` overrides per item)"),
     "ACCOUNTING_TAX_TYPE": ("", "tax rate name of the Xero / QuickBooks exports, as the books spell it "
