@@ -63,6 +63,9 @@ class TenantRepository(Protocol):
 
     def all(self, *, active_only: bool = False) -> list[Tenant]: ...
 
+    def get_many(self, tenant_ids: Iterable[str]) -> dict[str, Tenant]:
+        """The onboarded ones of these tenants, by id (few queries, whatever their number)."""
+
     def save(self, tenant: Tenant) -> None: ...
 
     def update(self, tenant_id: str, **changes: object) -> None:
@@ -97,6 +100,9 @@ class InvoiceRepository(Protocol):
 
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         """Every month's record of one client, oldest first."""
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        """One client's records up to `last`, oldest first, each with only where it stands."""
 
     def by_number(self, number: str) -> InvoiceRecord | None: ...
 

@@ -156,11 +156,15 @@ class CorrectionService:
 
     # -- issuing ---------------------------------------------------------------------------
     async def correct_tenant(self, tenant_id: str, *, period: Period | None = None,
-                             closing: Period | None = None, resume_only: bool = False) -> list[DocumentOutcome]:
+                             closing: Period | None = None, resume_only: bool = False, tenant: Tenant | None = None,
+                             invoices: list[InvoiceRecord] | None = None) -> list[DocumentOutcome]:
         """Issues the corrections of one client: of `period` only, or of every invoiced month in
         reach of `closing` (default: the client's current month). Then finishes every correcting
-        document of the client that a crash left unfinished. Returns what this call issued."""
-        tenant = self.tenants.get(tenant_id)
+        document of the client that a crash left unfinished. Returns what this call issued.
+        `tenant` and `invoices` (the client's invoice records before `closing`, as
+        InvoiceRepository.summaries gives them): as the caller (a close) has just read them."""
+        if tenant is None or tenant.tenant_id != tenant_id:
+            tenant = self.tenants.get(tenant_id)
         if tenant is None:
             raise TenantNotOnboarded(tenant_id)
         now = self.now()
@@ -173,7 +177,7 @@ class CorrectionService:
                                  f"{REACH_BACK_MONTHS} months before {month_label(current)}, and never the month under way")
             months = [period]
         else:
-            months = self.months_with_news(tenant, closing or current)
+            months = self.months_with_news(tenant, closing or current, invoices)
         for month in months:
             for _ in range(3):
                 rows = self.plan_round(tenant, month, now)
@@ -194,12 +198,16 @@ class CorrectionService:
             outcomes.append(document_outcome(work.row))
         return outcomes
 
-    def months_with_news(self, tenant: Tenant, closing: Period) -> list[Period]:
+    def months_with_news(self, tenant: Tenant, closing: Period,
+                         invoices: list[InvoiceRecord] | None = None) -> list[Period]:
         """The emailed months in reach of `closing` about which the ledger learned something after
         they were last billed (two queries, whatever the number of months). A month older than
-        the reach with such news is logged and noted (`self.notes`), not billed."""
+        the reach with such news is logged and noted (`self.notes`), not billed. `invoices`: the
+        client's records before `closing` if the caller has them (else they are read)."""
         window = months_before(closing, 2 * REACH_BACK_MONTHS)
-        emailed = {Period.parse(row.row_key): row for row in self.invoices.of_tenant(tenant.tenant_id)
+        if invoices is None:
+            invoices = self.invoices.summaries(tenant.tenant_id, closing.previous())
+        emailed = {Period.parse(row.row_key): row for row in invoices
                    if row.get("step") == Step.EMAILED and row.get("number") and row.row_key.count("-") == 1}
         candidates = [month for month in window if month in emailed]
         if not candidates:

@@ -60,6 +60,9 @@ class DocumentStore:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
         return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        return [row for row in self.of_tenant(tenant_id) if row.row_key <= str(last)]
+
     def by_number(self, number: str) -> InvoiceRecord | None:
         """The document with this number (a scan: for a person's command, not for hot paths)."""
         rows = self._table.query_entities("number eq @number", parameters={"number": number})
@@ -102,6 +105,9 @@ class NumberedRows:
 
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         return self._invoices.of_tenant(tenant_id) + self._documents.of_tenant(tenant_id)
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        return self._store(str(last)).summaries(tenant_id, last)
 
     def by_number(self, number: str) -> InvoiceRecord | None:
         return self._invoices.by_number(number) or self._documents.by_number(number)

@@ -42,6 +42,13 @@ __all__ = ["Conflict", "InvoiceRecord", "InvoiceStore", "RunMember", "RunProgres
 INVOICES = "invoices"
 RUNS = "runs"
 
+# What a close reads of a client's months at once (InvoiceStore.summaries): where each month's
+# close stands, its lease, and what the guardrails, the corrections and the outcome compare.
+SUMMARY_FIELDS = ("PartitionKey", "RowKey", "step", "status", "number", "number_seq", "run_id", "attempts",
+                  "lease_owner", "lease_until", "queued_at", "computed_at", "review_until", "client_name",
+                  "currency", "total", "tax_rate", "users", "lines", "emailed_at", "emailed_to", "hold_reason",
+                  "released_at", "voided_at", "kind")
+
 
 # --------------------------------------------------------------------------- invoice JSON
 
@@ -116,6 +123,13 @@ class InvoiceStore:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
         records = (Record.of(row) for row in rows)
         return sorted((InvoiceRecord(r.values, r.etag) for r in records), key=lambda record: record.period)
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        """One client's records up to `last` (RowKey order, oldest first), each with only the
+        properties that say where it stands (SUMMARY_FIELDS, not the frozen invoice) and its ETag."""
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey le @last",
+                                          parameters={"pk": tenant_id, "last": str(last)}, select=list(SUMMARY_FIELDS))
+        return [InvoiceRecord(r.values, r.etag) for r in map(Record.of, rows)]
 
 
 # --------------------------------------------------------------------------- runs table

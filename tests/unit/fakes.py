@@ -44,6 +44,9 @@ class FakeTenants:
     def all(self, *, active_only: bool = False) -> list[Tenant]:
         return [t for t in self.rows.values() if t.status == "active" or not active_only]
 
+    def get_many(self, tenant_ids: Iterable[str]) -> dict[str, Tenant]:
+        return {tenant_id: self.rows[tenant_id] for tenant_id in tenant_ids if tenant_id in self.rows}
+
     def save(self, tenant: Tenant) -> None:
         self.rows[tenant.tenant_id] = tenant
 
@@ -128,6 +131,12 @@ class FakeInvoices:
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         return sorted((InvoiceRecord(dict(values), etag) for (pk, _), (values, etag) in self.table.rows.items()
                        if pk == tenant_id), key=lambda record: record.period)
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        from shared.storage.invoices import SUMMARY_FIELDS
+
+        return [InvoiceRecord({k: v for k, v in row.values.items() if k in SUMMARY_FIELDS}, row.etag)
+                for row in self.of_tenant(tenant_id) if row.period <= str(last)]
 
     def by_number(self, number: str) -> InvoiceRecord | None:
         return next((InvoiceRecord(dict(values), etag) for values, etag in self.table.rows.values()
