@@ -30,7 +30,7 @@ from shared.invoicing.numbers import check_format, format_number
 from shared.invoicing.steps import Step
 from shared.ports import InvoiceRepository
 from shared.storage.invoices import Conflict, InvoiceRecord
-from shared.storage.records import Record
+from shared.storage.records import Record, TableValue
 from shared.storage.tables import create_or_get, merge_if_unchanged
 
 log = logging.getLogger("prorata.close")
@@ -54,6 +54,13 @@ def _remember(reserved_for: str, seq: int) -> None:
     _recorded[reserved_for] = seq
 
 
+# Each counter row as this process last read or wrote it ((table URL, partition) -> row): the next
+# reservation writes with its ETag at once. If another process reserved meanwhile, the ETag no
+# longer matches, the write is refused, and the row is read again: a stale copy costs the read it
+# was meant to save, never a number.
+_counters: dict[tuple[str, str], Record] = {}
+
+
 class InvoiceNumbering:
     partition = PARTITION  # one counter row per sequence (credit notes have their own)
 
@@ -74,10 +81,16 @@ class InvoiceNumbering:
         return create_or_get(self._table, {"PartitionKey": self.partition, "RowKey": ROW, "last_number": 0,
                                            "last_assigned_to": ""})
 
+    @property
+    def _key(self) -> tuple[str, str]:
+        return str(self._table.url), self.partition
+
     def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         """Gives the computed invoice of (tenant, period) its number, or finds the one it has.
         Returns the invoice row as it now is. `row`: the invoice row as the caller has it (its
         ETag guards the write, so a stale one only costs a read)."""
+        from azure.core.exceptions import ResourceNotFoundError
+
         me = holder(tenant_id, period)
         for attempt in range(200):
             if row is None or attempt:
@@ -89,19 +102,28 @@ class InvoiceNumbering:
             if row.get("step") != Step.COMPUTED:
                 raise CloseError(f"invoice {tenant_id}/{period} is at step {row.get('step')!r}, not computed: "
                                    "only a computed invoice takes a number")
-            counter = self._counter()
+            counter = _counters.get(self._key) or self._counter()
             reserved_for = counter.get("last_assigned_to", "")
             last = int(counter.get("last_number", 0))
+            if reserved_for == me and self._key in _counters:  # only the row itself is trusted for that
+                _counters.pop(self._key)
+                counter = self._counter()
+                reserved_for, last = counter.get("last_assigned_to", ""), int(counter.get("last_number", 0))
             if reserved_for == me:
                 return self._record(tenant_id, period, last, now, row)
             if reserved_for and _recorded.get(reserved_for) != last:
                 self._settle(reserved_for, last, now)  # the previous reservation is on its invoice
-            reserved = merge_if_unchanged(
-                self._table, {"PartitionKey": self.partition, "RowKey": ROW, "last_number": last + 1, "last_assigned_to": me},
-                counter.etag, replace=True)
+            values: dict[str, TableValue] = {"PartitionKey": self.partition, "RowKey": ROW, "last_number": last + 1,
+                                             "last_assigned_to": me}
+            try:
+                reserved = merge_if_unchanged(self._table, values, counter.etag, replace=True)
+            except ResourceNotFoundError:  # the copy names a row that is gone (a new table): read it
+                reserved = None
             if reserved is None:
-                time.sleep(random.uniform(0, 0.02 * min(attempt + 1, 10)))  # another invoice took it: again
+                if _counters.pop(self._key, None) is None:  # read just now: another invoice took it
+                    time.sleep(random.uniform(0, 0.02 * min(attempt + 1, 10)))
                 continue
+            _counters[self._key] = Record(values, reserved)
             return self._record(tenant_id, period, last + 1, now, row)
         raise Busy("the invoice number counter kept changing; giving up for now (the close is retried)")
 

@@ -25,7 +25,7 @@ from shared.billing.observations import format_instant
 from shared.errors import ProrataError
 from shared.invoicing.steps import Step
 from shared.ports import Archive, Clock, InvoiceRepository, RunRepository, RunSummary
-from shared.storage.invoices import invoice_document
+from shared.storage.invoices import document_fields, invoice_document
 from shared.storage.records import Record, TableValue
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,10 +91,11 @@ class TenantOutcome:
     emailed_to: str = ""
     reason: str = ""
     corrections: list[dict[str, Any]] = field(default_factory=list)  # documents issued with this close
+    document: dict[str, TableValue] = field(default_factory=dict)  # an emailed invoice: for the run's files
 
     def member_fields(self, now: datetime) -> dict[str, TableValue]:
-        return {"outcome": str(self.kind), "sentence": self.sentence, "users": self.users, "lines": self.lines,
-                "currency": self.currency, "total": self.total, "number": self.number,
+        return {**self.document, "outcome": str(self.kind), "sentence": self.sentence, "users": self.users,
+                "lines": self.lines, "currency": self.currency, "total": self.total, "number": self.number,
                 "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now),
                 "corrections": json.dumps(self.corrections)}
 
@@ -132,7 +133,8 @@ def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
     taxed = " incl. tax" if Decimal(row.get("tax_rate", "0") or "0") else ""
     sentence = (f"Closed {label} for {name}: {plural(users, 'user')}, {plural(lines, 'line')}, "
                 f"{money(total, currency)}{taxed}, invoice {number} emailed to {to}")
-    return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to)
+    return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to,
+                         document=document_fields(row))
 
 
 def summary_text(summary: RunSummary) -> str:
@@ -187,7 +189,7 @@ class RunReports:
                             run_id, outcome.name)
                 return None
             if progress.complete and not progress.header.get("finished_at"):
-                return self.finish_run(run_id)
+                return self.finish_run(run_id, progress.header)
         except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
@@ -207,11 +209,11 @@ class RunReports:
                 issued += [invoice_document(row) for row in rows if row.get("number") == correction["number"]]
         return issued
 
-    def finish_run(self, run_id: str) -> RunSummary | None:
+    def finish_run(self, run_id: str, header: Record | None = None) -> RunSummary | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
         finished (again if a finisher died in between). Returns the summary, or None while the
-        run is still going."""
-        header, done = self._stored(run_id)
+        run is still going. `header`: the run's header as the caller has just written it."""
+        header, done = (header, None) if header is not None else self._stored(run_id)
         if header is None or done is not None:
             return done
         if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
@@ -222,7 +224,9 @@ class RunReports:
         for member in members:
             if member.get("outcome") != EMAILED_OUTCOME:
                 continue
-            row = self.invoices.get(member["tenant_id"], member.get("period") or period)
+            # the member row carries the invoice as emailed (a run recorded before it did: read it)
+            row = member if member.get("invoice_chunks") else \
+                self.invoices.get(member["tenant_id"], member.get("period") or period)
             if row is None or not row.get("number"):
                 continue
             documents.append(invoice_document(row))

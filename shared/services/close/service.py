@@ -519,7 +519,9 @@ class CloseService:
                 raise CloseError("the client asked for e-invoices and none was archived; not emailed")
             from shared.graph.gateway import Attachment
 
-            xml = work.archived_xml or await asyncio.to_thread(self.archive.get, row["ubl_blob"])
+            xml = work.archived_xml
+            if xml is None:
+                xml = await asyncio.to_thread(self.archive.get, row["ubl_blob"])
             attachments.append(Attachment(name=f"{row.number}.xml", content_type="application/xml", data=xml))
         draft_id = await self.mailer.create_draft(subject=subject, html=html, to=contacts,
                                                   pdf_name=f"{row.number}.pdf", pdf=pdf, attachments=attachments)
