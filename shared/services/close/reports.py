@@ -3,7 +3,9 @@
 Every timer run and every `./dev close` is a run (shared/storage/invoices.py, table `runs`).
 Each tenant logs one plain sentence when it finishes; the tenant that finishes a run last writes
 the run's Xero and QuickBooks Online import files (the invoices the run emailed and the correcting
-documents it issued, credit notes in Xero's file only; one file each per currency, `{period}/xero-invoices-{run_id}-{CUR}.csv`, `{period}/quickbooks-invoices-...`) and logs
+documents it issued; per currency `{period}/xero-invoices-{run_id}-{CUR}.csv`,
+`{period}/xero-credit-notes-...` for Xero's credit-note import, `{period}/quickbooks-invoices-...`
+without credit notes) and logs
 and stores the run's summary.
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ from shared.errors import ProrataError
 from shared.invoicing.steps import Step
 from shared.ports import Archive, Clock, InvoiceRepository, RunRepository, RunSummary
 from shared.storage.invoices import document_fields, invoice_document
-from shared.storage.records import Record, TableValue
+from shared.storage.records import InvoiceRecord, Record, TableValue
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.document import InvoiceDocument
@@ -264,6 +266,16 @@ class RunReports:
             return summary
         stored = self.runs.header(run_id)
         return (self.runs.summary(stored) if stored else None) or summary
+
+    def export_released(self, row: InvoiceRecord) -> list[str]:
+        """The accounting files of an invoice emailed when a person released it. Its run finished
+        (or finishes) with it held, so it is in no run's files: it gets files of its own beside
+        the run's, `{period}/xero-invoices-released-{number}-{CUR}.csv` and the QuickBooks one.
+        Written again, identical, if the release is repeated. Returns their archive paths."""
+        files = self.exports(row.period, f"released-{row.number}", [invoice_document(row)])
+        for name, data in files.items():
+            self.archive.put(name, data, "text/csv; charset=utf-8")
+        return [f"{self.archive.container_name}/{name}" for name in files]
 
     def run_report(self, run_id: str) -> RunSummary | None:
         """The run's summary if it has finished, else its progress so far."""

@@ -51,7 +51,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Callable
@@ -546,7 +546,7 @@ class CloseService:
             raise InvoiceNotFound(number)
         period = Period.parse(record.period)
         if record.step == Step.EMAILED:
-            return outcome_of(record, period, already=True)
+            return self._released_to_the_books(outcome_of(record, period, already=True), record)
         if record.step != Step.HELD and not record.get("released_at"):
             raise CloseError(f"invoice {number} is not held (its close is at the {record.step} step)")
         if record.step == Step.HELD:
@@ -557,7 +557,18 @@ class CloseService:
                          record.get("client_name") or record.tenant_id, record.get("hold_reason"))
             except Conflict:
                 pass  # released meanwhile by someone else: the close below finds its state
-        return await self.close_tenant(record.tenant_id, period)
+        outcome = await self.close_tenant(record.tenant_id, period)
+        emailed = self.invoices.by_number(number)
+        return self._released_to_the_books(outcome, emailed) if emailed and emailed.step == Step.EMAILED else outcome
+
+    def _released_to_the_books(self, outcome: TenantOutcome, record: InvoiceRecord) -> TenantOutcome:
+        """A released invoice, once emailed, gets its own Xero and QuickBooks import files (its
+        run's files were written without it); the outcome's sentence names them."""
+        if not record.get("released_at"):
+            return outcome
+        files = self.reports.export_released(record)
+        log.info("Released invoice %s: Xero and QuickBooks import files %s.", record.number, ", ".join(files))
+        return replace(outcome, sentence=f"{outcome.sentence.rstrip('.')}; import files: {', '.join(files)}.")
 
     # -- runs ----------------------------------------------------------------------------------
     def finish_run(self, run_id: str) -> RunSummary | None:
