@@ -69,10 +69,14 @@ class DocumentStore:
         return next((_record(row) for row in rows), None)
 
     def create_round(self, tenant_id: str, rows: Iterable[tuple[str, Mapping[str, TableValue]]]) -> list[InvoiceRecord]:
-        """Creates a round's documents in one transaction; Conflict if any of them exists."""
+        """Creates a round's documents in one transaction; Conflict if any of them exists. Their
+        month's invoice record is marked `corrected` first (InvoiceStore.mark_corrected): a close
+        reads this table only for a client with such a mark."""
         from azure.data.tables import TableTransactionError
 
         entities = [{"PartitionKey": tenant_id, "RowKey": key, **values} for key, values in rows]
+        for month in sorted({str(entity["RowKey"]).split("|")[0] for entity in entities}):
+            InvoiceStore(self._storage, INVOICES).mark_corrected(tenant_id, month)
         try:
             results = self._table.submit_transaction([("create", entity) for entity in entities])
         except TableTransactionError:

@@ -49,7 +49,7 @@ RUNS = "runs"
 SUMMARY_FIELDS = ("PartitionKey", "RowKey", "step", "status", "number", "number_seq", "run_id", "attempts",
                   "lease_owner", "lease_until", "queued_at", "computed_at", "review_until", "client_name",
                   "currency", "total", "tax_rate", "users", "lines", "emailed_at", "emailed_to", "hold_reason",
-                  "released_at", "voided_at", "kind")
+                  "released_at", "voided_at", "kind", "corrected")
 
 
 # --------------------------------------------------------------------------- invoice JSON
@@ -112,6 +112,19 @@ class InvoiceStore:
         if etag is None:
             raise Conflict(f"invoice row {record.partition_key}/{record.row_key} changed meanwhile")
         return InvoiceRecord({**record.values, **changes}, etag)
+
+    def mark_corrected(self, tenant_id: str, period: Period | str) -> None:
+        """Marks a month's record `corrected` (its correcting documents are being made); a
+        plain merge: the mark is never taken back, and writers of the record's steps check
+        its ETag, not this."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._table.update_entity({"PartitionKey": tenant_id, "RowKey": str(period), "corrected": True},
+                                      mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            pass  # no invoice record for that month: nothing a close would look for
 
     def by_number(self, number: str) -> InvoiceRecord | None:
         """The record of the invoice with this number (a scan of the table: for a person's

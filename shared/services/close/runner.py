@@ -72,7 +72,8 @@ class Raced(CloseError):
 @dataclass
 class Known:
     """What one close has read of its client, so that no step reads it again: the tenant (None
-    until read) and the client's other invoice records (earlier months, as read with the lease)."""
+    until read) and the client's invoice records up to the month closed, as read before the
+    lease (InvoiceRepository.summaries; None until read)."""
     tenant: Tenant | None = None
     history: list[InvoiceRecord] | None = None
 

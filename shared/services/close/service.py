@@ -348,7 +348,7 @@ class CloseService:
             # One read of the client's months up to this one: this month's record (where its close
             # stands), and the earlier ones the guardrails and the corrections compare with.
             months = self.invoices.summaries(tenant_id, period)
-            known.history = [row for row in months if row.period < str(period)]
+            known.history = months
             first = next((row for row in months if row.period == str(period)), None)
             if first is not None and first.get("step") not in (Step.QUEUED, *FINISHED_STEPS):
                 first = self.invoices.get(tenant_id, period)  # resumed: the frozen invoice is needed
