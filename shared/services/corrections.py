@@ -76,6 +76,13 @@ class DocumentNumbers:
         counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
         return counter.assign(tenant_id, period, now, row)
 
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
+        raise CloseError("a correcting document is created computed and numbered by `assign`")
+
+    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
+        counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
+        counter.recorded(tenant_id, period, seq)
+
     def last_number(self) -> int:
         return self._invoices.last_number()
 

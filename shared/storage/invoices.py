@@ -23,6 +23,7 @@ once however often its message is retried.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -165,6 +166,7 @@ class RunStore:
         # member write goes with a header write, so a header ETag that still matches means the
         # members are as known; if it does not, the transaction is refused and the rows are read.
         self._open: dict[str, tuple[Record, dict[str, str]]] = {}
+        self._lock = threading.Lock()  # this process's finishers of one run take turns with those copies
 
     @property
     def _table(self) -> Any:
@@ -213,27 +215,10 @@ class RunStore:
         from azure.data.tables import TableTransactionError, UpdateMode
 
         guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
-        known = self._open.get(run_id)
-        if known is not None and tenant_id in known[1]:
-            opened, unfinished = known
-            counts = {"finished": int(opened.get("finished", 0)) + 1,
-                      "failed": int(opened.get("failed", 0)) + (1 if failed else 0)}
-            try:
-                results = self._table.submit_transaction([
-                    ("update", {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome},
-                     {**guard, "etag": unfinished[tenant_id]}),
-                    ("update", {"PartitionKey": run_id, "RowKey": RUN_ROW, **counts}, {**guard, "etag": opened.etag}),
-                ])
-            except TableTransactionError:
-                self._open.pop(run_id, None)  # changed elsewhere: read below
-            else:
-                opened = opened.merged(counts, results[1]["etag"])
-                remaining = {k: v for k, v in unfinished.items() if k != tenant_id}
-                if remaining:
-                    self._open[run_id] = (opened, remaining)
-                else:
-                    self._open.pop(run_id, None)
-                return RunProgress(opened, counted=True)
+        with self._lock:
+            progress = self._finish_known(run_id, tenant_id, outcome, failed=failed)
+        if progress is not None:
+            return progress
         for attempt in range(50):
             # the run's row and the member's row in one query (the SDK reads a parameter name up
             # to the next space, so the parenthesis stands apart)
@@ -259,6 +244,38 @@ class RunStore:
                 continue
             return RunProgress(header.merged(counts, results[1]["etag"]), counted=True)
         raise RunRecordBusy(f"run {run_id}: the run record kept changing; tenant {tenant_id} not counted")
+
+    def _finish_known(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
+                      failed: bool) -> RunProgress | None:
+        """finish_member from this process's copies of the run's rows (None: it has none, or they
+        were stale and are dropped)."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
+        known = self._open.get(run_id)
+        if known is None or tenant_id not in known[1]:
+            return None
+        opened, unfinished = known
+        counts = {"finished": int(opened.get("finished", 0)) + 1,
+                  "failed": int(opened.get("failed", 0)) + (1 if failed else 0)}
+        try:
+            results = self._table.submit_transaction([
+                ("update", {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome},
+                 {**guard, "etag": unfinished[tenant_id]}),
+                ("update", {"PartitionKey": run_id, "RowKey": RUN_ROW, **counts}, {**guard, "etag": opened.etag}),
+            ])
+        except TableTransactionError:
+            self._open.pop(run_id, None)  # changed elsewhere: finish_member reads the rows
+        else:
+            opened = opened.merged(counts, results[1]["etag"])
+            remaining = {k: v for k, v in unfinished.items() if k != tenant_id}
+            if remaining:
+                self._open[run_id] = (opened, remaining)
+            else:
+                self._open.pop(run_id, None)
+            return RunProgress(opened, counted=True)
+        return None
 
     @staticmethod
     def summary(header: Record) -> Any:

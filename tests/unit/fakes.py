@@ -202,9 +202,20 @@ class FakeCounter:
 
     def __init__(self, invoices: FakeInvoices, template: str = "{prefix}{year}-{seq:05d}", prefix: str = "INV-"):
         self.invoices, self.template, self.prefix, self.last = invoices, template, prefix, 0
+        self.reserved_for: tuple[str, str] | None = None
 
     def last_number(self) -> int:
         return self.last
+
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: Any) -> tuple[int, str]:
+        """The same number for the same invoice until another one reserves (as the counter row does)."""
+        if self.reserved_for != (tenant_id, period):
+            self.last += 1
+            self.reserved_for = (tenant_id, period)
+        return self.last, format_number(self.template, self.prefix, issued_on, self.last)
+
+    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
+        pass
 
     def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         from datetime import date

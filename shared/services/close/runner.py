@@ -188,9 +188,11 @@ class StepRunner:
         until = row.time("lease_until")
         return bool(row.get("lease_owner")) and until is not None and until > now
 
-    def save(self, work: Attempt, changes: Mapping[str, TableValue], *, release: bool = False) -> InvoiceRecord:
+    def save(self, work: Attempt, changes: Mapping[str, TableValue], *, release: bool = False,
+             once: bool = False) -> InvoiceRecord:
         """Records a step (after the deferred ones) on the record under this runner's lease
-        (renewed, or released at the end); a fresh record is leased, or created, by this write."""
+        (renewed, or released at the end); a fresh record is leased, or created, by this write.
+        `once`: never written again over a change this runner did not see (Raced instead)."""
         now = self.now()
         lease: dict[str, TableValue] = {"lease_owner": "", "lease_until": ""} if release else \
             {"lease_owner": work.owner, "lease_until": format_instant(now + self.lease_ttl)}
@@ -205,7 +207,7 @@ class StepRunner:
                 work.deferred = {}
                 return work.row
             except Conflict:
-                if work.row.get("lease_owner") != work.owner or not work.row.etag:
+                if once or work.row.get("lease_owner") != work.owner or not work.row.etag:
                     raise Raced("another runner recorded a step on this invoice meanwhile") from None
                 current = self.invoices.get(work.row["PartitionKey"], work.row["RowKey"])
                 if current is None or current.get("lease_owner") != work.owner:
