@@ -138,6 +138,7 @@ def main() -> int:
                           clock=lambda: datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc))
             service = app.close_service()
             service.reconciler = NoReconciliation()  # each run's license check is the MSP's report: not timed here
+            storage_pid = azurite.process.pid if azurite.process is not None else 0
             rnd = random.Random(7)
             next_index = iter(range(10**6))
 
@@ -179,16 +180,20 @@ def main() -> int:
                 for run in range(1, args.runs + 1):
                     ids = load(args.tenants)
                     began_cpu, began_pool = time.process_time(), pool_cpu()
+                    began_storage, began_graph = cpu_seconds(storage_pid), cpu_seconds(sim.process.pid)
                     outcomes, seconds = await close(ids, args.concurrency)
                     cpu = time.process_time() - began_cpu
                     pdf_cpu = pool_cpu() - began_pool
+                    storage_cpu = cpu_seconds(storage_pid) - began_storage
+                    graph_cpu = cpu_seconds(sim.process.pid) - began_graph
                     failed = [o for o in outcomes if o.kind == "failed"]
                     floor_seconds = await floor(ids, args.concurrency)
                     rate, floor_rate = len(ids) / seconds, len(ids) / floor_seconds
                     rates.append(rate)
                     ratios.append(rate / floor_rate)
                     print(f"run {run}: closed {len(ids)} clients in {seconds:.1f} s: {rate:.2f} invoices/s "
-                          f"(CPU per invoice: {cpu / len(ids):.3f} s here, {pdf_cpu / len(ids):.3f} s in the PDF workers); "
+                          f"(CPU per invoice: {cpu / len(ids):.3f} s here, {pdf_cpu / len(ids):.3f} s in the PDF workers, "
+                          f"{storage_cpu / len(ids):.3f} s in Azurite, {graph_cpu / len(ids):.3f} s in the Graph simulator); "
                           f"{len(failed)} failed; the same PDFs alone in the pool: "
                           f"{floor_rate:.2f}/s; close / floor = {ratios[-1]:.2f}", flush=True)
                     for outcome in failed[:3]:

@@ -8,7 +8,7 @@ shared/graph/ (msgraph-sdk) and shared/services/mailing.py implement them, and s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
 
 from shared.billing import Observation, Period
@@ -63,6 +63,9 @@ class TenantRepository(Protocol):
 
     def all(self, *, active_only: bool = False) -> list[Tenant]: ...
 
+    def get_many(self, tenant_ids: Iterable[str]) -> dict[str, Tenant]:
+        """The onboarded ones of these tenants, by id (few queries, whatever their number)."""
+
     def save(self, tenant: Tenant) -> None: ...
 
     def update(self, tenant_id: str, **changes: object) -> None:
@@ -98,6 +101,9 @@ class InvoiceRepository(Protocol):
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         """Every month's record of one client, oldest first."""
 
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        """One client's records up to `last`, oldest first, each with only where it stands."""
+
     def by_number(self, number: str) -> InvoiceRecord | None: ...
 
 
@@ -127,6 +133,13 @@ class InvoiceCounter(Protocol):
     def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         """Gives the computed invoice of (tenant, period) its number (or finds the one it has);
         `row`: the invoice row as the caller last read or wrote it (saves reading it again)."""
+
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
+        """(sequence number, number) reserved for an invoice its close has just computed and
+        writes with it in one write guarded by its record's ETag (storage/numbering.py)."""
+
+    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
+        """Says that reserved number `seq` is on the invoice now."""
 
     def last_number(self) -> int: ...
 

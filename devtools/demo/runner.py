@@ -331,7 +331,7 @@ def summarise(sim: GraphSimulator, host: DevHost, period: Period, out: Path, beg
     for correction in corrections:
         say(f"      Correction: {correction['sentence']} (PDF in {out / 'invoices' / str(previous)})")
     pdfs = [f for f in files if f.suffix == ".pdf"]
-    exports = [str(f) for f in files if f.name.startswith(("xero-invoices-", "quickbooks-invoices-"))]
+    exports = [str(f) for f in files if f.name.startswith(("xero-invoices-", "xero-credit-notes-", "quickbooks-invoices-"))]
     ubls = [f for f in files if f.suffix == ".xml"]
     findings_csv = [str(f) for f in files if f.name.startswith("reconciliation-")]
     say(f"      PDF invoices: {len(pdfs)} in {out / 'invoices' / str(period)}")

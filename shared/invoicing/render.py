@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from shared.billing.holdings import CHARGE_ITEM, USER_ITEM
 from shared.billing.invoice import InvoiceLine
@@ -96,13 +96,23 @@ def display_address(user_principal_name: str, mail: str = "") -> str:
 # --------------------------------------------------------------------------- formatting
 
 class Formatter:
-    """Babel formatting bound to one document's locale and currency."""
+    """Babel formatting bound to one document's locale and currency. An invoice repeats a few
+    amounts, prices and day counts on many lines: each is formatted once per document (babel's
+    formatting is most of the HTML's cost)."""
 
     def __init__(self, document: InvoiceDocument):
         from babel import dates, numbers
         self._dates, self._numbers = dates, numbers
         self.locale = document.babel_locale
         self.currency = document.invoice.currency
+        self._done: dict[tuple[str, str, str], str] = {}
+
+    def _once(self, kind: str, value: int | Decimal, make: Callable[[Any], str]) -> str:
+        key = (kind, type(value).__name__, str(value))  # str keeps a Decimal's exponent (45.00 vs 45)
+        text = self._done.get(key)
+        if text is None:
+            text = self._done[key] = make(value)
+        return text
 
     @staticmethod
     def _clean(text: str) -> str:
@@ -129,12 +139,18 @@ class Formatter:
         return text
 
     def money(self, amount: Decimal) -> str:
+        return self._once("money", amount, self._money)
+
+    def _money(self, amount: Decimal) -> str:
         pattern = self._currency_format()
         text = self._numbers.format_currency(amount, self.currency, pattern, locale=self.locale)
         return self._clean(self._with_code(text) if pattern else text)
 
     def price(self, amount: Decimal) -> str:
         """A unit price: the currency's minor digits, more only where the price has them."""
+        return self._once("price", amount, self._price)
+
+    def _price(self, amount: Decimal) -> str:
         pattern = self._currency_format()
         text = self._numbers.format_currency(amount, self.currency, pattern, locale=self.locale,
                                              decimal_quantization=False)
@@ -145,6 +161,9 @@ class Formatter:
                                                         decimal_quantization=False))
 
     def number(self, value: int | Decimal) -> str:
+        return self._once("number", value, self._number)
+
+    def _number(self, value: int | Decimal) -> str:
         return self._clean(self._numbers.format_decimal(value, locale=self.locale))
 
     def date(self, day) -> str:

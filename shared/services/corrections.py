@@ -76,6 +76,13 @@ class DocumentNumbers:
         counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
         return counter.assign(tenant_id, period, now, row)
 
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
+        raise CloseError("a correcting document is created computed and numbered by `assign`")
+
+    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
+        counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
+        counter.recorded(tenant_id, period, seq)
+
     def last_number(self) -> int:
         return self._invoices.last_number()
 
@@ -156,11 +163,15 @@ class CorrectionService:
 
     # -- issuing ---------------------------------------------------------------------------
     async def correct_tenant(self, tenant_id: str, *, period: Period | None = None,
-                             closing: Period | None = None, resume_only: bool = False) -> list[DocumentOutcome]:
+                             closing: Period | None = None, resume_only: bool = False, tenant: Tenant | None = None,
+                             invoices: list[InvoiceRecord] | None = None) -> list[DocumentOutcome]:
         """Issues the corrections of one client: of `period` only, or of every invoiced month in
         reach of `closing` (default: the client's current month). Then finishes every correcting
-        document of the client that a crash left unfinished. Returns what this call issued."""
-        tenant = self.tenants.get(tenant_id)
+        document of the client that a crash left unfinished. Returns what this call issued.
+        `tenant` and `invoices` (the client's invoice records up to `closing`, as
+        InvoiceRepository.summaries gives them): as the caller (a close) has just read them."""
+        if tenant is None or tenant.tenant_id != tenant_id:
+            tenant = self.tenants.get(tenant_id)
         if tenant is None:
             raise TenantNotOnboarded(tenant_id)
         now = self.now()
@@ -173,18 +184,22 @@ class CorrectionService:
                                  f"{REACH_BACK_MONTHS} months before {month_label(current)}, and never the month under way")
             months = [period]
         else:
-            months = self.months_with_news(tenant, closing or current)
+            months = self.months_with_news(tenant, closing or current, invoices)
+        made = False
         for month in months:
             for _ in range(3):
                 rows = self.plan_round(tenant, month, now)
                 if not rows:
                     break
+                made = True
                 try:
                     self.documents.create_round(tenant_id, rows)
                     break
                 except Conflict:
                     continue  # another runner made this round: compare again with it included
-        outcomes = []
+        outcomes: list[DocumentOutcome] = []
+        if not made and not may_have_documents(invoices):
+            return outcomes
         for row in self.documents.of_tenant(tenant_id):
             if row.get("step") in FINISHED_STEPS:
                 continue
@@ -194,12 +209,16 @@ class CorrectionService:
             outcomes.append(document_outcome(work.row))
         return outcomes
 
-    def months_with_news(self, tenant: Tenant, closing: Period) -> list[Period]:
+    def months_with_news(self, tenant: Tenant, closing: Period,
+                         invoices: list[InvoiceRecord] | None = None) -> list[Period]:
         """The emailed months in reach of `closing` about which the ledger learned something after
         they were last billed (two queries, whatever the number of months). A month older than
-        the reach with such news is logged and noted (`self.notes`), not billed."""
+        the reach with such news is logged and noted (`self.notes`), not billed. `invoices`: the
+        client's records up to `closing` if the caller has them (else they are read)."""
         window = months_before(closing, 2 * REACH_BACK_MONTHS)
-        emailed = {Period.parse(row.row_key): row for row in self.invoices.of_tenant(tenant.tenant_id)
+        if invoices is None:
+            invoices = self.invoices.summaries(tenant.tenant_id, closing)
+        emailed = {Period.parse(row.row_key): row for row in invoices
                    if row.get("step") == Step.EMAILED and row.get("number") and row.row_key.count("-") == 1}
         candidates = [month for month in window if month in emailed]
         if not candidates:
@@ -208,7 +227,7 @@ class CorrectionService:
         billed_at: dict[Period, datetime] = {}
         for month in candidates:
             billed_at[month] = emailed[month].time("computed_at") or self.now()
-        for row in self.documents.of_tenant(tenant.tenant_id):
+        for row in self.documents.of_tenant(tenant.tenant_id) if may_have_documents(invoices) else []:
             month = Period.parse(str(row.get("period") or row.row_key[:7]))
             when = row.time("computed_at")
             if month in billed_at and when is not None and when > billed_at[month]:
@@ -233,6 +252,14 @@ class CorrectionService:
                  "total": row.get("total"), "issued_on": row.get("issued_on"), "status": row.get("status"),
                  "reasons": json.loads(row.get("reasons") or "[]"), "lines": unpack_invoice(row).to_json()["lines"]}
                 for row in self.documents.of_month(tenant_id, period) if row.get("number")]
+
+
+def may_have_documents(invoices: list[InvoiceRecord] | None) -> bool:
+    """Whether a client whose invoice records are `invoices` (None: not read) may have correcting
+    documents: a month's invoice record is marked `corrected` before its first correcting
+    documents are made (storage/documents.DocumentStore.create_round), so a client with no such
+    mark has none, and table `documents` need not be read for it."""
+    return invoices is None or any(row.get("corrected") for row in invoices)
 
 
 def document_outcome(row: InvoiceRecord) -> DocumentOutcome:

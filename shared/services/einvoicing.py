@@ -10,19 +10,20 @@ about steps.
   client without e-invoicing whose document cannot be valid (e.g. the MSP has not set its VAT
   id, or the client has no country), no XML is archived and the row says why (`ubl_skipped`).
 * Each finished run: the Xero and the QuickBooks Online import files of the invoices it
-  emailed and of the correcting documents it issued, one per currency, beside the PDFs (credit
-  notes in the Xero file only: QuickBooks Online's invoice import makes no credit memos).
+  emailed and of the correcting documents it issued, one set per currency, beside the PDFs:
+  Xero's invoice import, Xero's credit-note import (credit notes), and QuickBooks Online's
+  invoice import (invoices only: it makes no credit memos).
 
 Credit notes, when they exist as documents: `ubl.to_ubl(document, seller, payment,
 credited=CreditedInvoice(number, issued_on))` makes the UBL CreditNote (positive amounts,
-BillingReference to the invoice), and `xero_csvs(invoices, codes, credit_notes=[...])` writes
-them in Xero's credit-note form (same template, quantity -1).
+BillingReference to the invoice), and `xero_credit_note_csvs(credit_notes, codes)` writes them
+in Xero's credit-note import (its own file, the amounts credited positive).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from shared.invoicing.parties import Party, Payment, SettingError, payment_from_settings, seller_from_settings
 
@@ -43,9 +44,18 @@ def ubl_path(period: str, tenant_id: str, number: str) -> str:
     return f"{period}/{tenant_id}/{number}.xml"
 
 
-def export_paths(period: str, run_id: str, currency: str) -> tuple[str, str]:
-    """(Xero file, QuickBooks file) of a run's invoices in one currency."""
-    return (f"{period}/xero-invoices-{run_id}-{currency}.csv", f"{period}/quickbooks-invoices-{run_id}-{currency}.csv")
+class ExportPaths(NamedTuple):
+    """The blob names of a run's accounting files in one currency, in the order they are listed."""
+
+    xero_invoices: str
+    xero_credit_notes: str
+    quickbooks_invoices: str
+
+
+def export_paths(period: str, run_id: str, currency: str) -> ExportPaths:
+    return ExportPaths(f"{period}/xero-invoices-{run_id}-{currency}.csv",
+                       f"{period}/xero-credit-notes-{run_id}-{currency}.csv",
+                       f"{period}/quickbooks-invoices-{run_id}-{currency}.csv")
 
 
 class EInvoicing:
@@ -105,24 +115,28 @@ class EInvoicing:
         self.ubl(replace(document, number=PENDING_NUMBER))
 
     def accounting_files(self, period: str, run_id: str, documents: Iterable["InvoiceDocument"]) -> dict[str, bytes]:
-        """{blob name: CSV} of the Xero and QuickBooks imports of the documents, per currency."""
+        """{blob name: CSV} of the Xero and QuickBooks imports of the documents, per currency;
+        a file only where it has a document."""
         from shared.invoicing.exports.accounting import AccountingCodes
         from shared.invoicing.exports.quickbooks import quickbooks_csvs
-        from shared.invoicing.exports.xero import xero_csvs
+        from shared.invoicing.exports.xero import xero_credit_note_csvs, xero_csvs
 
         documents = list(documents)
-        # Credit notes go to Xero only (same template, quantity -1); QuickBooks Online's invoice
-        # import makes no credit memos. Supplementary invoices are invoices: in both files.
+        # Credit notes go to Xero's credit-note import only; QuickBooks Online's invoice import
+        # makes no credit memos. Supplementary invoices are invoices: in both invoice files.
         credit_notes = [document for document in documents if document.kind == "credit_note"]
         invoices = [document for document in documents if document.kind != "credit_note"]
         codes = AccountingCodes.from_settings(self.settings)
-        xero, quickbooks = xero_csvs(invoices, codes, credit_notes=credit_notes), quickbooks_csvs(invoices, codes)
+        xero, credits, quickbooks = (xero_csvs(invoices, codes), xero_credit_note_csvs(credit_notes, codes),
+                                     quickbooks_csvs(invoices, codes))
         files: dict[str, bytes] = {}
-        for currency in sorted(xero):  # every currency of the run is in Xero's files (QuickBooks': invoices only)
-            xero_name, quickbooks_name = export_paths(period, run_id, currency)
-            files[xero_name] = xero[currency]
-            if currency in quickbooks:
-                files[quickbooks_name] = quickbooks[currency]
+        for currency in sorted({*xero, *credits}):
+            paths = export_paths(period, run_id, currency)
+            for name, data in ((paths.xero_invoices, xero.get(currency)),
+                               (paths.xero_credit_notes, credits.get(currency)),
+                               (paths.quickbooks_invoices, quickbooks.get(currency))):
+                if data is not None:
+                    files[name] = data
         return files
 
 

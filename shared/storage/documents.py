@@ -60,16 +60,23 @@ class DocumentStore:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
         return sorted((_record(entity) for entity in rows), key=lambda row: row.row_key)
 
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        return [row for row in self.of_tenant(tenant_id) if row.row_key <= str(last)]
+
     def by_number(self, number: str) -> InvoiceRecord | None:
         """The document with this number (a scan: for a person's command, not for hot paths)."""
         rows = self._table.query_entities("number eq @number", parameters={"number": number})
         return next((_record(row) for row in rows), None)
 
     def create_round(self, tenant_id: str, rows: Iterable[tuple[str, Mapping[str, TableValue]]]) -> list[InvoiceRecord]:
-        """Creates a round's documents in one transaction; Conflict if any of them exists."""
+        """Creates a round's documents in one transaction; Conflict if any of them exists. Their
+        month's invoice record is marked `corrected` first (InvoiceStore.mark_corrected): a close
+        reads this table only for a client with such a mark."""
         from azure.data.tables import TableTransactionError
 
         entities = [{"PartitionKey": tenant_id, "RowKey": key, **values} for key, values in rows]
+        for month in sorted({str(entity["RowKey"]).split("|")[0] for entity in entities}):
+            InvoiceStore(self._storage, INVOICES).mark_corrected(tenant_id, month)
         try:
             results = self._table.submit_transaction([("create", entity) for entity in entities])
         except TableTransactionError:
@@ -102,6 +109,9 @@ class NumberedRows:
 
     def of_tenant(self, tenant_id: str) -> list[InvoiceRecord]:
         return self._invoices.of_tenant(tenant_id) + self._documents.of_tenant(tenant_id)
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        return self._store(str(last)).summaries(tenant_id, last)
 
     def by_number(self, number: str) -> InvoiceRecord | None:
         return self._invoices.by_number(number) or self._documents.by_number(number)

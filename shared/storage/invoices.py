@@ -14,13 +14,16 @@ exactly what was computed, whatever the ledger learns afterwards.
 
 Table `runs`: one partition per run (PartitionKey = run id): the header row `run` (period,
 trigger, start time, tenants queued, tenants finished, and once the last tenant has finished the
-time it finished and the summary, gzip JSON in binary chunks like the invoice) and one member row `tenant|<tenant id>` per tenant of the run with its outcome.
+time it finished and the summary, gzip JSON in binary chunks like the invoice) and one member row `tenant|<tenant id>` per tenant of the run with its outcome (for an invoice the run emailed,
+with a copy of what invoice_document reads of it, so that the run's accounting files are made
+from the member rows alone).
 A tenant's outcome and the header's count are written in one transaction, so a tenant is counted
 once however often its message is retried.
 """
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import date, datetime
 from decimal import Decimal
@@ -37,10 +40,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.document import InvoiceDocument
 
 __all__ = ["Conflict", "InvoiceRecord", "InvoiceStore", "RunMember", "RunProgress", "RunStore", "pack_invoice",
-           "unpack_invoice", "invoice_from_json", "invoice_document"]
+           "unpack_invoice", "invoice_from_json", "invoice_document", "document_fields"]
 
 INVOICES = "invoices"
 RUNS = "runs"
+
+# What a close reads of a client's months at once (InvoiceStore.summaries): where each month's
+# close stands, its lease, and what the guardrails, the corrections and the outcome compare.
+SUMMARY_FIELDS = ("PartitionKey", "RowKey", "step", "status", "number", "number_seq", "run_id", "attempts",
+                  "lease_owner", "lease_until", "queued_at", "computed_at", "review_until", "client_name",
+                  "currency", "total", "tax_rate", "users", "lines", "emailed_at", "emailed_to", "hold_reason",
+                  "released_at", "voided_at", "kind", "corrected")
 
 
 # --------------------------------------------------------------------------- invoice JSON
@@ -104,6 +114,19 @@ class InvoiceStore:
             raise Conflict(f"invoice row {record.partition_key}/{record.row_key} changed meanwhile")
         return InvoiceRecord({**record.values, **changes}, etag)
 
+    def mark_corrected(self, tenant_id: str, period: Period | str) -> None:
+        """Marks a month's record `corrected` (its correcting documents are being made); a
+        plain merge: the mark is never taken back, and writers of the record's steps check
+        its ETag, not this."""
+        from azure.core.exceptions import ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            self._table.update_entity({"PartitionKey": tenant_id, "RowKey": str(period), "corrected": True},
+                                      mode=UpdateMode.MERGE)
+        except ResourceNotFoundError:
+            pass  # no invoice record for that month: nothing a close would look for
+
     def by_number(self, number: str) -> InvoiceRecord | None:
         """The record of the invoice with this number (a scan of the table: for a person's
         command, not for hot paths)."""
@@ -116,6 +139,13 @@ class InvoiceStore:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": tenant_id})
         records = (Record.of(row) for row in rows)
         return sorted((InvoiceRecord(r.values, r.etag) for r in records), key=lambda record: record.period)
+
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        """One client's records up to `last` (RowKey order, oldest first), each with only the
+        properties that say where it stands (SUMMARY_FIELDS, not the frozen invoice) and its ETag."""
+        rows = self._table.query_entities("PartitionKey eq @pk and RowKey le @last",
+                                          parameters={"pk": tenant_id, "last": str(last)}, select=list(SUMMARY_FIELDS))
+        return [InvoiceRecord(r.values, r.etag) for r in map(Record.of, rows)]
 
 
 # --------------------------------------------------------------------------- runs table
@@ -131,6 +161,12 @@ class RunRecordBusy(RuntimeError):
 class RunStore:
     def __init__(self, storage: Any, table: str = RUNS):
         self._storage, self._table_name = storage, table
+        # The runs this process created, while they go: (header, ETags of the members not finished
+        # yet) as this process last wrote them, so that finishing a member needs no read. Every
+        # member write goes with a header write, so a header ETag that still matches means the
+        # members are as known; if it does not, the transaction is refused and the rows are read.
+        self._open: dict[str, tuple[Record, dict[str, str]]] = {}
+        self._lock = threading.Lock()  # this process's finishers of one run take turns with those copies
 
     @property
     def _table(self) -> Any:
@@ -139,15 +175,21 @@ class RunStore:
     def create(self, run_id: str, period: Period | str, trigger: str, started: datetime,
                members: Iterable[RunMember]) -> Record:
         """The run's member rows, then its header (its existence means the run is complete
-        as a record). Member rows go in transactions of up to 100."""
+        as a record): in one transaction for up to 99 members, else the members in
+        transactions of up to 100 first."""
         members = list(members)
         operations = [("upsert", {"PartitionKey": run_id, "RowKey": MEMBER + m.tenant_id, "tenant_id": m.tenant_id,
                                   "name": m.name, "period": m.period, "outcome": ""}) for m in members]
-        for start in range(0, len(operations), 100):
-            self._table.submit_transaction(operations[start:start + 100])
         header = {"PartitionKey": run_id, "RowKey": RUN_ROW, "period": str(period), "trigger": trigger,
                   "started": format_instant(started), "tenants_queued": len(members), "finished": 0,
                   "failed": 0, "finished_at": ""}
+        if len(operations) < 100:
+            etags = [str(result["etag"]) for result in self._table.submit_transaction([*operations, ("upsert", header)])]
+            record = Record(header, etags[-1])
+            self._open[run_id] = (record, {m.tenant_id: etag for m, etag in zip(members, etags)})
+            return record
+        for start in range(0, len(operations), 100):
+            self._table.submit_transaction(operations[start:start + 100])
         result = self._table.upsert_entity(header)
         return Record(header, result["etag"])
 
@@ -172,6 +214,11 @@ class RunStore:
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
+        guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
+        with self._lock:
+            progress = self._finish_known(run_id, tenant_id, outcome, failed=failed)
+        if progress is not None:
+            return progress
         for attempt in range(50):
             # the run's row and the member's row in one query (the SDK reads a parameter name up
             # to the next space, so the parenthesis stands apart)
@@ -183,7 +230,6 @@ class RunStore:
                 return None
             if member.get("outcome"):
                 return RunProgress(header, counted=False)
-            guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
             counts = {"finished": int(header.get("finished", 0)) + 1,
                       "failed": int(header.get("failed", 0)) + (1 if failed else 0)}
             try:
@@ -199,6 +245,38 @@ class RunStore:
             return RunProgress(header.merged(counts, results[1]["etag"]), counted=True)
         raise RunRecordBusy(f"run {run_id}: the run record kept changing; tenant {tenant_id} not counted")
 
+    def _finish_known(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
+                      failed: bool) -> RunProgress | None:
+        """finish_member from this process's copies of the run's rows (None: it has none, or they
+        were stale and are dropped)."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
+        known = self._open.get(run_id)
+        if known is None or tenant_id not in known[1]:
+            return None
+        opened, unfinished = known
+        counts = {"finished": int(opened.get("finished", 0)) + 1,
+                  "failed": int(opened.get("failed", 0)) + (1 if failed else 0)}
+        try:
+            results = self._table.submit_transaction([
+                ("update", {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome},
+                 {**guard, "etag": unfinished[tenant_id]}),
+                ("update", {"PartitionKey": run_id, "RowKey": RUN_ROW, **counts}, {**guard, "etag": opened.etag}),
+            ])
+        except TableTransactionError:
+            self._open.pop(run_id, None)  # changed elsewhere: finish_member reads the rows
+        else:
+            opened = opened.merged(counts, results[1]["etag"])
+            remaining = {k: v for k, v in unfinished.items() if k != tenant_id}
+            if remaining:
+                self._open[run_id] = (opened, remaining)
+            else:
+                self._open.pop(run_id, None)
+            return RunProgress(opened, counted=True)
+        return None
+
     @staticmethod
     def summary(header: Record) -> Any:
         """The run's stored summary, or None while the run has not finished."""
@@ -211,6 +289,18 @@ class RunStore:
                   **pack_json(summary, "summary", f"the summary of run {header.partition_key}"),
                   "finished_at": format_instant(finished_at)}
         return merge_if_unchanged(self._table, entity, header.etag) is not None
+
+
+# What invoice_document reads of a record, besides the frozen invoice (pack_invoice's properties).
+DOCUMENT_FIELDS = ("number", "issued_on", "due_on", "client_name", "client_address", "locale", "contacts",
+                   "client_legal", "kind", "corrects")
+
+
+def document_fields(record: Record) -> dict[str, TableValue]:
+    """The properties of a record that invoice_document reads (a copy makes the same document)."""
+    count = int(record.get("invoice_chunks", 0))
+    names = [*DOCUMENT_FIELDS, "invoice_chunks", *(f"invoice_{n:02d}" for n in range(count))]
+    return {name: record.values[name] for name in names if name in record.values}
 
 
 def invoice_document(record: Record) -> InvoiceDocument:

@@ -10,7 +10,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any, Mapping, Self
 
 from shared.billing.observations import parse_instant
 
@@ -55,7 +55,7 @@ class Record:
     def row_key(self) -> str:
         return str(self.values["RowKey"])
 
-    def merged(self, changes: Mapping[str, TableValue], etag: str) -> "Record":
+    def merged(self, changes: Mapping[str, TableValue], etag: str) -> Self:
         """The record as it is after `changes` were merged into it (new ETag `etag`)."""
         return type(self)({**self.values, **changes}, etag)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from shared.billing import Plan, parse_plan
 from shared.billing.observations import format_instant, parse_instant
@@ -42,6 +42,21 @@ class TenantStore(TableStore):
     def get(self, tenant_id: str) -> Tenant | None:
         entity = get_or_none(self._table, PARTITION, tenant_id)
         return None if entity is None else self._from_entity(entity)
+
+    def get_many(self, tenant_ids: Iterable[str]) -> dict[str, Tenant]:
+        """The onboarded ones of these tenants, by id: one query per 14 ids (a filter holds at
+        most 15 comparisons; the SDK reads a parameter name up to the next space, hence the
+        spaces inside the parentheses)."""
+        ids = sorted(set(tenant_ids))
+        found: dict[str, Tenant] = {}
+        for start in range(0, len(ids), 14):
+            chunk = ids[start:start + 14]
+            names = {f"t{n}": tenant_id for n, tenant_id in enumerate(chunk)}
+            text = "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @{name}" for name in names) + " )"
+            for row in self._table.query_entities(text, parameters={"pk": PARTITION, **names}):
+                tenant = self._from_entity(row)
+                found[tenant.tenant_id] = tenant
+        return found
 
     def all(self, *, active_only: bool = False) -> list[Tenant]:
         rows = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION})

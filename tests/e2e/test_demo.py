@@ -72,14 +72,19 @@ def test_the_demo_closes_a_month_and_leaves_readable_invoices_emails_and_a_csv(d
     assert "Credit note CN-2026-00001 for Contoso Dental: " in correction and "left on 28 September, known since " \
         "3 October; -" in correction
     [credit_note] = (out / "invoices" / "2026-09").rglob("CN-2026-00001.pdf")
-    # ...in the Xero file of the run that issued it (October's), as a credit; not in QuickBooks'
-    credited = [row for path in xero for row in csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"),
-                                                                           newline=""))
-                if row["*InvoiceNumber"] == "CN-2026-00001"]
-    assert credited and all(row["*Quantity"] == "-1" and row["Total"].startswith("-") for row in credited)
-    assert not any("CN-2026-00001" in path.read_text(encoding="utf-8") for path in quickbooks)
+    # ...in Xero's credit-note import of the run that issued it (October's), the amounts credited
+    # positive and its Reference the invoice it corrects; in no invoice file, not in QuickBooks'
+    [credit_file] = folder.glob("xero-credit-notes-*.csv")
+    credited = list(csv.DictReader(io.StringIO(credit_file.read_text(encoding="utf-8"), newline="")))
+    assert {row["*CreditNoteNumber"] for row in credited} == {"CN-2026-00001"}
+    assert all(row[name] for row in credited for name in credited[0] if name.startswith("*"))
+    assert all(row["*Quantity"] == "1" and not row["*UnitAmount"].startswith("-") and not row["Total"].startswith("-")
+               for row in credited)
+    [corrected] = {row["Reference"] for row in credited}  # September's invoice of that client, to allocate it to
+    assert list((out / "invoices" / "2026-09").rglob(f"{corrected}.pdf")) and corrected != "CN-2026-00001"
+    assert not any("CN-2026-00001" in path.read_text(encoding="utf-8") for path in xero + quickbooks)
     assert not any("CN-2026-00001" in path.read_text(encoding="utf-8")
-                   for path in (out / "invoices" / "2026-09").glob("*-invoices-*.csv"))
+                   for path in (out / "invoices" / "2026-09").glob("*-*.csv"))
     text = "\n".join(page.extract_text() for page in PdfReader(str(credit_note)).pages)
     assert "CREDIT NOTE" in text and "Corrects invoice" in text
     [contoso] = [p for p in (out / "invoices" / "2026-10").rglob("*.pdf") if "6c2b8f1e" in str(p)]

@@ -25,3 +25,6 @@ def test_the_demo_holds_the_tripled_invoice_emails_the_others_and_a_release_send
     number = held.group(1)
     assert f"invoice {number} emailed to accounts@contosodental.example" in said
     assert f"{number} was emailed 1 time(s)." in said
+    # Its run's accounting files were written while it was held: the release names its own.
+    assert re.search(rf"import files: invoices/2026-10/xero-invoices-released-{number}-USD\.csv, "
+                     rf"invoices/2026-10/quickbooks-invoices-released-{number}-USD\.csv", said), said

@@ -205,7 +205,7 @@ def test_a_month_is_not_closed_before_it_has_ended_in_the_clients_zone(env):
 
 # --------------------------------------------------------------------------- exactly once
 
-@pytest.mark.parametrize("crash_after", ["compute", "number", "render", "store", "draft"])
+@pytest.mark.parametrize("crash_after", ["compute", "render", "store", "draft"])  # compute writes the number too
 def test_a_crash_after_any_step_still_gives_one_invoice_one_number_and_one_email(env, crash_after):
     tenant = env.tenant(f"Crashco {crash_after.title()} Ltd", users=2)
     address = tenant.billing_contacts[0]
@@ -335,6 +335,29 @@ def test_a_number_reserved_by_a_runner_that_died_goes_to_its_invoice_not_to_the_
     env.clock.now += timedelta(minutes=6)
     assert env.close(first.tenant_id).kind == "emailed"
     assert seq_of(env.row(first.tenant_id)) == before + 1
+
+
+def test_a_number_reserved_for_a_computation_that_never_landed_goes_to_the_next_invoice(env):
+    from shared.services.close.runner import Raced
+
+    first, second = env.tenant("Fence One Ltd", users=1), env.tenant("Fence Two Ltd", users=1)
+    service = env.service()
+    before = service.numbering.last_number()
+    # The first close read its (absent) record, computed, reserved a number on the counter, and
+    # stalls (or dies) before its compute write creates the record with that number.
+    stalled = service.runner.begin("stalled-runner", env.run(service.runner.acquire(
+        first.tenant_id, OCTOBER, "stalled-runner", None, lazy=True)))
+    counter = env.app.storage.table("counters")
+    counter.update_entity({"PartitionKey": "invoice-number", "RowKey": "msp", "last_number": before + 1,
+                           "last_assigned_to": f"{first.tenant_id}|2026-10"})
+    assert env.close(second.tenant_id).kind == "emailed"  # fences the first's record, takes the number
+    assert seq_of(env.row(second.tenant_id)) == before + 1
+    with pytest.raises(Raced):  # the stalled write comes too late: it records nothing
+        service.runner.save(stalled, {"step": "numbered", "number": "INV-LATE", "number_seq": before + 1}, once=True)
+    assert not env.row(first.tenant_id).get("number")
+    assert env.close(first.tenant_id).kind == "emailed"  # its retry computes again and takes the next number
+    assert seq_of(env.row(first.tenant_id)) == before + 2 == service.numbering.last_number()
+    assert len(env.sent_to("accounts@fence-one.example")) == 1 and len(env.sent_to("accounts@fence-two.example")) == 1
 
 
 # --------------------------------------------------------------------------- timers and time zones

@@ -44,6 +44,9 @@ class FakeTenants:
     def all(self, *, active_only: bool = False) -> list[Tenant]:
         return [t for t in self.rows.values() if t.status == "active" or not active_only]
 
+    def get_many(self, tenant_ids: Iterable[str]) -> dict[str, Tenant]:
+        return {tenant_id: self.rows[tenant_id] for tenant_id in tenant_ids if tenant_id in self.rows}
+
     def save(self, tenant: Tenant) -> None:
         self.rows[tenant.tenant_id] = tenant
 
@@ -129,6 +132,12 @@ class FakeInvoices:
         return sorted((InvoiceRecord(dict(values), etag) for (pk, _), (values, etag) in self.table.rows.items()
                        if pk == tenant_id), key=lambda record: record.period)
 
+    def summaries(self, tenant_id: str, last: Period | str) -> list[InvoiceRecord]:
+        from shared.storage.invoices import SUMMARY_FIELDS
+
+        return [InvoiceRecord({k: v for k, v in row.values.items() if k in SUMMARY_FIELDS}, row.etag)
+                for row in self.of_tenant(tenant_id) if row.period <= str(last)]
+
     def by_number(self, number: str) -> InvoiceRecord | None:
         return next((InvoiceRecord(dict(values), etag) for values, etag in self.table.rows.values()
                      if values.get("number") == number), None)
@@ -193,9 +202,20 @@ class FakeCounter:
 
     def __init__(self, invoices: FakeInvoices, template: str = "{prefix}{year}-{seq:05d}", prefix: str = "INV-"):
         self.invoices, self.template, self.prefix, self.last = invoices, template, prefix, 0
+        self.reserved_for: tuple[str, str] | None = None
 
     def last_number(self) -> int:
         return self.last
+
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: Any) -> tuple[int, str]:
+        """The same number for the same invoice until another one reserves (as the counter row does)."""
+        if self.reserved_for != (tenant_id, period):
+            self.last += 1
+            self.reserved_for = (tenant_id, period)
+        return self.last, format_number(self.template, self.prefix, issued_on, self.last)
+
+    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
+        pass
 
     def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         from datetime import date

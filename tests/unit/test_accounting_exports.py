@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from shared.billing import InputError
 from shared.invoicing.exports.accounting import AccountingCodes, line_taxes
 from shared.invoicing.exports.quickbooks import QUICKBOOKS_COLUMNS, quickbooks_csvs
-from shared.invoicing.exports.xero import XERO_COLUMNS, xero_csvs
+from shared.invoicing.exports.xero import XERO_COLUMNS, XERO_CREDIT_NOTE_COLUMNS, xero_credit_note_csvs, xero_csvs
 from shared.services.einvoicing import EInvoicing
 from shared.settings import Settings
 from tests.unit.documents import crowd, document
@@ -96,14 +96,6 @@ def test_one_file_per_currency_each_with_its_minor_digits():
     assert {row["Currency"] for row in rows(files["KWD"])} == {"KWD"}
 
 
-def test_credit_notes_use_the_same_template_with_negative_quantities():
-    invoice = document([("Ann", 1, [])], number="INV-7")
-    credit = document([("Ann", 1, [])], number="CN-1")
-    table = rows(xero_csvs([invoice], CODES, credit_notes=[credit])["EUR"])
-    assert [(row["*InvoiceNumber"], row["*Quantity"], row["*UnitAmount"], row["TaxAmount"], row["Total"])
-            for row in table] == [("INV-7", "1", "45.00", "9.45", "54.45"), ("CN-1", "-1", "45.00", "-9.45", "-54.45")]
-
-
 def credit_note_as_stored(number="CN-2026-00001"):
     """A credit note as the corrections make it: negative days, amounts, tax and total."""
     doc = document([("Ann Lee", 29, ["SPB"])], number=number)
@@ -113,30 +105,58 @@ def credit_note_as_stored(number="CN-2026-00001"):
         invoice, lines=lines, subtotal=-invoice.subtotal, tax=-invoice.tax, total=-invoice.total))
 
 
-def test_a_stored_credit_note_is_imported_by_xero_as_a_credit_of_the_amounts_on_its_pdf():
+def test_credit_notes_are_written_in_xeros_credit_note_template_not_as_negative_invoices():
+    data = xero_credit_note_csvs([credit_note_as_stored()], CODES)["EUR"]
+    header = data.decode().split("\r\n")[0].split(",")
+    assert tuple(header) == XERO_CREDIT_NOTE_COLUMNS
+    assert "*CreditNoteNumber" in header and "*CreditNoteDate" in header
+    assert not {"*InvoiceNumber", "*InvoiceDate", "*DueDate"} & set(header)
+    assert [column for column in XERO_COLUMNS if column not in XERO_CREDIT_NOTE_COLUMNS] == [
+        "*InvoiceNumber", "*InvoiceDate", "*DueDate"]
+    table = rows(data)
+    assert table and all(row[name] for row in table for name in header if name.startswith("*"))
+
+
+def test_a_credit_note_carries_the_amounts_credited_positive_and_names_the_invoice_it_corrects():
     credit = credit_note_as_stored()
-    table = rows(xero_csvs([], CODES, credit_notes=[credit])["EUR"])
-    assert [(row["*Quantity"], row["*UnitAmount"]) for row in table] == [("-1", "4.35"), ("-1", "2.13")]
-    assert sum(Decimal(row["*Quantity"]) * Decimal(row["*UnitAmount"]) for row in table) == credit.invoice.subtotal
-    assert sum(Decimal(row["TaxAmount"]) for row in table) == credit.invoice.tax < 0
-    assert {row["Total"] for row in table} == {str(credit.invoice.total)}
+    table = rows(xero_credit_note_csvs([credit], CODES)["EUR"])
+    assert [(row["*CreditNoteNumber"], row["*Quantity"], row["*UnitAmount"]) for row in table] == [
+        ("CN-2026-00001", "1", "4.35"), ("CN-2026-00001", "1", "2.13")]
+    assert sum(Decimal(row["*UnitAmount"]) for row in table) == -credit.invoice.subtotal
+    assert sum(Decimal(row["TaxAmount"]) for row in table) == -credit.invoice.tax > 0
+    assert {row["Total"] for row in table} == {str(-credit.invoice.total)}
+    assert {row["Reference"] for row in table} == {"INV-2026-00042"}
+    assert {row["*CreditNoteDate"] for row in table} == {credit.issued_on.strftime("%d/%m/%Y")}
+    assert {(row["*AccountCode"], row["*TaxType"]) for row in table} == {("4000", "20% (VAT on Income)")}
     assert table[0]["*Description"] == "Ann Lee (user0@contoso.example) — Managed user, 3/31 days"
 
 
-def test_a_runs_accounting_files_carry_its_credit_notes_in_xero_and_only_invoices_in_quickbooks():
+def test_a_credit_note_reads_the_same_whether_stored_negative_or_positive():
+    stored = credit_note_as_stored()
+    positive = replace(document([("Ann Lee", 29, ["SPB"])], number="CN-2026-00001"), kind="credit_note",
+                       corrects="INV-2026-00042")
+    assert xero_credit_note_csvs([stored], CODES) == xero_credit_note_csvs([positive], CODES)
+
+
+def test_a_runs_accounting_files_put_credit_notes_in_xeros_credit_note_file_and_never_in_an_invoice_file():
     einvoicing = EInvoicing(Settings({}))
     supplementary = replace(document([("Bob Ray", 20, [])], number="INV-2026-00050"), kind="supplementary_invoice")
     files = einvoicing.accounting_files("2026-11", "r1", [document([("Ann", 1, [])]), supplementary,
                                                           credit_note_as_stored()])
+    assert list(files) == ["2026-11/xero-invoices-r1-EUR.csv", "2026-11/xero-credit-notes-r1-EUR.csv",
+                           "2026-11/quickbooks-invoices-r1-EUR.csv"]
     xero = rows(files["2026-11/xero-invoices-r1-EUR.csv"])
+    credits = rows(files["2026-11/xero-credit-notes-r1-EUR.csv"])
     books = rows(files["2026-11/quickbooks-invoices-r1-EUR.csv"])
-    assert sorted({row["*InvoiceNumber"] for row in xero}) == ["CN-2026-00001", "INV-2026-00042", "INV-2026-00050"]
+    assert sorted({row["*InvoiceNumber"] for row in xero}) == ["INV-2026-00042", "INV-2026-00050"]
+    assert all(row["*Quantity"] == "1" and not row["Total"].startswith("-") for row in xero)
+    assert {row["*CreditNoteNumber"] for row in credits} == {"CN-2026-00001"}
     assert sorted({row["Invoice no"] for row in books}) == ["INV-2026-00042", "INV-2026-00050"]
 
 
-def test_a_run_that_issued_only_a_credit_note_writes_a_xero_file_and_no_quickbooks_file():
+def test_a_run_that_issued_only_a_credit_note_writes_only_xeros_credit_note_file():
     files = EInvoicing(Settings({})).accounting_files("2026-11", "r2", [credit_note_as_stored()])
-    assert list(files) == ["2026-11/xero-invoices-r2-EUR.csv"]
+    assert list(files) == ["2026-11/xero-credit-notes-r2-EUR.csv"]
 
 
 def test_a_display_name_that_looks_like_a_formula_is_written_as_text():

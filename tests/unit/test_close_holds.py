@@ -55,6 +55,11 @@ def test_a_held_invoice_is_archived_not_emailed_and_two_releases_email_it_once()
     first, second = asyncio.run(service.release("INV-2026-00002")), asyncio.run(service.release("INV-2026-00002"))
     assert first.kind == "emailed" and second.kind == "already closed"
     assert len(world.mailer.sent) == 2 and world.counter.last_number() == 2
+    # Its run's import files were written without it: a release gives it files of its own, named to the MSP.
+    xero, books = ("2026-10/xero-invoices-released-INV-2026-00002-USD.csv",
+                   "2026-10/quickbooks-invoices-released-INV-2026-00002-USD.csv")
+    assert "INV-2026-00002" in world.archive.get(xero).decode() and "INV-2026-00002" in world.archive.get(books).decode()
+    assert xero in first.sentence and books in first.sentence and xero in second.sentence
     with pytest.raises(InvoiceNotFound):
         asyncio.run(service.release("INV-2026-09999"))
 

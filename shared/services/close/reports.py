@@ -3,7 +3,9 @@
 Every timer run and every `./dev close` is a run (shared/storage/invoices.py, table `runs`).
 Each tenant logs one plain sentence when it finishes; the tenant that finishes a run last writes
 the run's Xero and QuickBooks Online import files (the invoices the run emailed and the correcting
-documents it issued, credit notes in Xero's file only; one file each per currency, `{period}/xero-invoices-{run_id}-{CUR}.csv`, `{period}/quickbooks-invoices-...`) and logs
+documents it issued; per currency `{period}/xero-invoices-{run_id}-{CUR}.csv`,
+`{period}/xero-credit-notes-...` for Xero's credit-note import, `{period}/quickbooks-invoices-...`
+without credit notes) and logs
 and stores the run's summary.
 """
 from __future__ import annotations
@@ -25,8 +27,8 @@ from shared.billing.observations import format_instant
 from shared.errors import ProrataError
 from shared.invoicing.steps import Step
 from shared.ports import Archive, Clock, InvoiceRepository, RunRepository, RunSummary
-from shared.storage.invoices import invoice_document
-from shared.storage.records import Record, TableValue
+from shared.storage.invoices import document_fields, invoice_document
+from shared.storage.records import InvoiceRecord, Record, TableValue
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.document import InvoiceDocument
@@ -91,10 +93,11 @@ class TenantOutcome:
     emailed_to: str = ""
     reason: str = ""
     corrections: list[dict[str, Any]] = field(default_factory=list)  # documents issued with this close
+    document: dict[str, TableValue] = field(default_factory=dict)  # an emailed invoice: for the run's files
 
     def member_fields(self, now: datetime) -> dict[str, TableValue]:
-        return {"outcome": str(self.kind), "sentence": self.sentence, "users": self.users, "lines": self.lines,
-                "currency": self.currency, "total": self.total, "number": self.number,
+        return {**self.document, "outcome": str(self.kind), "sentence": self.sentence, "users": self.users,
+                "lines": self.lines, "currency": self.currency, "total": self.total, "number": self.number,
                 "emailed_to": self.emailed_to, "reason": self.reason, "finished_at": format_instant(now),
                 "corrections": json.dumps(self.corrections)}
 
@@ -132,7 +135,8 @@ def outcome_of(row: Record, period: Period, *, already: bool) -> TenantOutcome:
     taxed = " incl. tax" if Decimal(row.get("tax_rate", "0") or "0") else ""
     sentence = (f"Closed {label} for {name}: {plural(users, 'user')}, {plural(lines, 'line')}, "
                 f"{money(total, currency)}{taxed}, invoice {number} emailed to {to}")
-    return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to)
+    return TenantOutcome(**common, kind=EMAILED_OUTCOME, sentence=sentence, number=number, emailed_to=to,
+                         document=document_fields(row))
 
 
 def summary_text(summary: RunSummary) -> str:
@@ -187,7 +191,7 @@ class RunReports:
                             run_id, outcome.name)
                 return None
             if progress.complete and not progress.header.get("finished_at"):
-                return self.finish_run(run_id)
+                return self.finish_run(run_id, progress.header)
         except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
@@ -207,11 +211,11 @@ class RunReports:
                 issued += [invoice_document(row) for row in rows if row.get("number") == correction["number"]]
         return issued
 
-    def finish_run(self, run_id: str) -> RunSummary | None:
+    def finish_run(self, run_id: str, header: Record | None = None) -> RunSummary | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
         finished (again if a finisher died in between). Returns the summary, or None while the
-        run is still going."""
-        header, done = self._stored(run_id)
+        run is still going. `header`: the run's header as the caller has just written it."""
+        header, done = (header, None) if header is not None else self._stored(run_id)
         if header is None or done is not None:
             return done
         if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
@@ -222,7 +226,9 @@ class RunReports:
         for member in members:
             if member.get("outcome") != EMAILED_OUTCOME:
                 continue
-            row = self.invoices.get(member["tenant_id"], member.get("period") or period)
+            # the member row carries the invoice as emailed (a run recorded before it did: read it)
+            row = member if member.get("invoice_chunks") else \
+                self.invoices.get(member["tenant_id"], member.get("period") or period)
             if row is None or not row.get("number"):
                 continue
             documents.append(invoice_document(row))
@@ -260,6 +266,16 @@ class RunReports:
             return summary
         stored = self.runs.header(run_id)
         return (self.runs.summary(stored) if stored else None) or summary
+
+    def export_released(self, row: InvoiceRecord) -> list[str]:
+        """The accounting files of an invoice emailed when a person released it. Its run finished
+        (or finishes) with it held, so it is in no run's files: it gets files of its own beside
+        the run's, `{period}/xero-invoices-released-{number}-{CUR}.csv` and the QuickBooks one.
+        Written again, identical, if the release is repeated. Returns their archive paths."""
+        files = self.exports(row.period, f"released-{row.number}", [invoice_document(row)])
+        for name, data in files.items():
+            self.archive.put(name, data, "text/csv; charset=utf-8")
+        return [f"{self.archive.container_name}/{name}" for name in files]
 
     def run_report(self, run_id: str) -> RunSummary | None:
         """The run's summary if it has finished, else its progress so far."""
