@@ -8,7 +8,6 @@ import threading
 import uuid
 from datetime import datetime, timezone
 
-from shared.aio import run_async
 from shared.billing.plan import parse_plan
 from shared.graph.gateway import DeltaResult, DirectoryUser
 from shared.messages import SyncRequest
