@@ -80,12 +80,19 @@ class Azurite:
 
     Ports left as None are picked free; when a picked port is taken before Azurite binds it,
     start() retries with new ports. Given ports are used as they are (no retry).
+
+    split: each service in a process of its own (azurite-blob, azurite-queue, azurite-table), as
+    Azure runs them as separate services: one Node event loop no longer makes a queue send wait
+    behind a table transaction or a table scan (in one process it does).
     """
 
     def __init__(self, blob_port: int | None = None, queue_port: int | None = None,
                  table_port: int | None = None, *, executable: Path | str = AZURITE_BIN,
-                 start_timeout: float = 20.0, attempts: int = 5, location: Path | str | None = None) -> None:
+                 start_timeout: float = 20.0, attempts: int = 5, location: Path | str | None = None,
+                 split: bool = False) -> None:
         self._wanted = (blob_port, queue_port, table_port)
+        self.split = split
+        self.processes: list[subprocess.Popen] = []  # with split, one per service
         self.location = Path(location).resolve() if location is not None else None  # None: in memory
         self.executable = Path(executable)
         self.start_timeout = start_timeout
@@ -126,22 +133,27 @@ class Azurite:
         if self.location is not None:
             self.location.mkdir(parents=True, exist_ok=True)
         keep = ["--location", str(self.location)] if self.location is not None else ["--inMemoryPersistence"]
-        args = [str(self.executable), "--silent", *keep, "--skipApiVersionCheck",
-                "--loose", "--disableTelemetry",
-                "--blobHost", HOST, "--queueHost", HOST, "--tableHost", HOST,
-                "--blobPort", str(ports[0]), "--queuePort", str(ports[1]), "--tablePort", str(ports[2])]
+        common = ["--silent", *keep, "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+        services = [(f"--{name}Host", HOST, f"--{name}Port", str(port))
+                    for name, port in zip(("blob", "queue", "table"), ports)]
+        if self.split:
+            commands = [[str(self.executable.with_name(f"azurite-{name}")), *common, *service]
+                        for name, service in zip(("blob", "queue", "table"), services)]
+        else:
+            commands = [[str(self.executable), *common, *(arg for service in services for arg in service)]]
         with open(log_path, "wb") as err:
-            self.process = subprocess.Popen(args, cwd=self._workdir, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=err,
-                                            start_new_session=True)
+            self.processes = [subprocess.Popen(command, cwd=self._workdir, stdin=subprocess.DEVNULL,
+                                               stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+                              for command in commands]
+        self.process = self.processes[0]
         self.blob_port, self.queue_port, self.table_port = ports
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if any(process.poll() is not None for process in self.processes):
                 break
             if all(port_answers(p) for p in ports):
                 # ours? (a port grabbed by someone else answers too)
-                if all(is_azurite(p) for p in ports) and self.process.poll() is None:
+                if all(is_azurite(p) for p in ports) and all(process.poll() is None for process in self.processes):
                     return True, ""
             time.sleep(0.05)
         message = log_path.read_text(errors="replace").strip()[-2000:]
@@ -149,9 +161,9 @@ class Azurite:
         return False, message
 
     def stop(self) -> None:
-        """Terminate Azurite and its children (its whole process group); idempotent."""
-        proc, self.process = self.process, None
-        if proc is not None:
+        """Terminate Azurite and its children (the whole process group of each); idempotent."""
+        self.process, processes, self.processes = None, self.processes, []
+        for proc in processes:
             for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
                 try:
                     os.killpg(proc.pid, sig)

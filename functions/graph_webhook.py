@@ -48,16 +48,24 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
     except NotAcceptable as error:
         return _text(400, str(error))
     received_at = app.now().timestamp()
-    checking = app.webhook_lookups.submit(screen, items, app.subscription_cache.for_request(), received_at=received_at,
-                                          lifecycle=lifecycle)
+    # subscriptions all in memory: checked in this thread; else on a lookup thread, so that a
+    # storage read that hangs still lets this call answer 503 at its deadline
+    in_memory = app.subscription_cache.answered({str(item.get("subscriptionId") or "") for item in items})
+    checking = None
     try:
-        screened = checking.result(timeout=max(0.0, deadline - time.monotonic()))
+        if in_memory is not None:
+            screened = screen(items, in_memory, received_at=received_at, lifecycle=lifecycle)
+        else:
+            checking = app.webhook_lookups.submit(screen, items, app.subscription_cache.for_request(),
+                                                  received_at=received_at, lifecycle=lifecycle)
+            screened = checking.result(timeout=max(0.0, deadline - time.monotonic()))
         if screened.dropped:
             log.warning("Dropped notifications that are not genuine: %s.", screened.dropped_summary())
         app.notification_writer.submit(list(screened.sync_requests.values()),
                                        timeout=max(0.0, deadline - time.monotonic()))
     except Exception as error:
-        checking.cancel()
+        if checking is not None:
+            checking.cancel()
         # Not stored: answer 5xx so that Graph delivers it again.
         why = "storage did not answer in time" if isinstance(error, TimeoutError) else repr(error)
         log.error("Could not store %d notification(s) (%s); answered 503, Graph will retry.", len(items), why)

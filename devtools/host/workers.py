@@ -7,6 +7,11 @@ shares a process, a GIL or a core with the syncs its notifications start
 The development host mirrors that with one worker process for the HTTP functions and one per
 queue-triggered function. Timers share one more worker: they fire a few times a day and only
 enqueue work. `./dev host --single-process` keeps everything in one process instead.
+
+On Flex the workers would also have CPUs of their own; here they share this machine's. The
+workers without HTTP functions run at a lower CPU priority (BACKGROUND_NICENESS), so that a burst
+of syncs takes only the CPU the HTTP worker leaves, as on separate instances, instead of delaying
+the webhook's answers; they still get every idle cycle.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from .index import HTTP, QUEUE, TIMER, FunctionInfo
 
 log = logging.getLogger("devtools.host")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+BACKGROUND_NICENESS = 10  # added to the niceness of the workers that serve no HTTP function
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,13 @@ class Workers:
         path = os.environ.get("PYTHONPATH", "")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), path) if p)}
         for group in self.groups:
-            self.processes[group.name] = subprocess.Popen(self.command(group), env=env)
-            log.info("Worker '%s' (pid %d): %s", group.name, self.processes[group.name].pid,
-                     ", ".join(group.functions))
+            process = self.processes[group.name] = subprocess.Popen(self.command(group), env=env)
+            if not group.http:
+                try:
+                    os.setpriority(os.PRIO_PROCESS, process.pid, os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICENESS)
+                except OSError as error:  # not allowed here: the worker runs at the host's priority
+                    log.debug("Worker '%s' keeps its priority: %s", group.name, error)
+            log.info("Worker '%s' (pid %d): %s", group.name, process.pid, ", ".join(group.functions))
 
     def exited(self) -> tuple[str, int] | None:
         """(worker, exit code) of a worker that has stopped, or None while all run."""

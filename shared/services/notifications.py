@@ -159,6 +159,19 @@ class SubscriptionCache:
             while len(self._cache) > self._max_entries:
                 self._cache.popitem(last=False)
 
+    def answered(self, subscription_ids: set[str]) -> Callable[[str], Subscription | None] | None:
+        """A lookup for these ids from memory alone, or None when one of them needs a table read
+        (the webhook then checks the items on a thread of its own, so as to answer 503 at its
+        deadline if storage hangs; from memory it checks them in the request's own thread)."""
+        now, known = self._clock(), {}
+        for subscription_id in subscription_ids:
+            if subscription_id:
+                found, value = self._cached(subscription_id, now)
+                if not found:
+                    return None
+                known[subscription_id] = value
+        return known.get
+
     def for_request(self) -> Callable[[str], Subscription | None]:
         """A lookup for the items of one request (its read budget is its own)."""
         budget = self._reads_per_request

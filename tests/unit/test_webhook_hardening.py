@@ -179,3 +179,20 @@ def test_a_new_subscription_asks_for_a_delta_once_the_webhook_has_forgotten_its_
     asyncio.run(manager.create("tenant-a"))
     assert queues.sent == [("tenant-sync", {"tenant_id": "tenant-a", "reason": "new subscription"})]
     assert queues.delays == [7]
+
+
+class NoThreads:
+    def submit(self, *args, **kwargs):
+        raise AssertionError("a lookup thread was used")
+
+
+def test_once_its_subscription_is_in_memory_a_notification_is_checked_without_a_lookup_thread(app):
+    item = {"subscriptionId": "s-1", "clientState": "secret-a", "tenantId": "tenant-a"}
+    assert post(body([item])).status_code == 202  # the first reads the subscription on a lookup thread
+    reads, pool, app.webhook_lookups = app.store.point_reads, app.webhook_lookups, NoThreads()
+    try:
+        assert post(body([item, {**item, "clientState": "forged"}])).status_code == 202
+    finally:
+        app.webhook_lookups = pool
+    assert app.store.point_reads == reads and len(app.sent) == 2
+    assert app.subscription_cache.answered({"s-1", "s-unknown"}) is None  # an id never read needs storage
