@@ -9,9 +9,11 @@ of U users has about 2U invoice lines (50 users: about 100 lines).
 
 Each run closes fresh clients and then, as its floor, renders the same invoices' PDFs alone in
 the same PDF worker pool at the same concurrency. Prints per run and min / median over runs:
-invoices/s of the close and close / floor (goal >= 0.8). First, one client at a time: the
-milliseconds per invoice spent outside the PDF (goal <= 100) and storage requests per invoice
-(goal <= 12).
+invoices/s of the close and close / floor (goal >= 0.8), and the CPU per invoice of the close's
+process, the PDF workers, Azurite and the Graph simulator (all on the same cores). First, one
+client at a time: the milliseconds per invoice spent outside the PDF (goal <= 100) and storage
+requests per invoice (goal <= 12, the run's own requests included: its record, summary and
+accounting files).
 Run: .venv/bin/python bench/close.py [--runs 3] [--tenants 24] [--users 50] [--concurrency 4]
 """
 from __future__ import annotations

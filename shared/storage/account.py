@@ -9,6 +9,7 @@ on first use (in Azure the Bicep template has created them already).
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -76,9 +77,9 @@ class Storage:
         else:
             from azure.storage.blob import BlobServiceClient as Client
         if connection:
-            service = Client.from_connection_string(connection)
+            service = Client.from_connection_string(connection, **_transport_options())
         else:
-            service = Client(self._endpoint(kind), credential=self._identity())
+            service = Client(self._endpoint(kind), credential=self._identity(), **_transport_options())
         with self._lock:
             return self._services.setdefault(kind, service)
 
@@ -111,6 +112,23 @@ class Storage:
             _create_if_missing(client.create_container)
             client = self._containers.setdefault(name, client)
         return client
+
+
+# What `requests` reads from the environment at every request when the SDK lets it (proxies, CA
+# bundles; it also looks for a .netrc file, which storage's own authentication never uses).
+_ENVIRONMENT_SETTINGS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "requests_ca_bundle",
+                         "curl_ca_bundle"}
+
+
+def _transport_options() -> dict[str, Any]:
+    """With none of those settings in the environment, the clients' HTTP transport is told not to
+    read the environment again at every request (about 0.4 ms of CPU each); with any of them, it
+    reads it as usual."""
+    if any(name.lower() in _ENVIRONMENT_SETTINGS for name in os.environ):
+        return {}
+    from azure.core.pipeline.transport import RequestsTransport
+
+    return {"transport": RequestsTransport(use_env_settings=False)}
 
 
 def _create_if_missing(create: Any) -> None:

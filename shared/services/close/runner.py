@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from shared.billing import Period
 from shared.billing.observations import format_instant
@@ -32,6 +32,9 @@ from shared.ports import Clock, InvoiceRepository
 from shared.services.close.reports import describe, month_label
 from shared.storage.records import Conflict, InvoiceRecord, TableValue
 from shared.tenants import Tenant
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.invoicing.document import InvoiceDocument
 
 log = logging.getLogger("prorata.close")
 
@@ -88,6 +91,7 @@ class Attempt:
     archived_pdf: bytes | None = None  # the PDF this runner stored itself: what the archive holds
     archived_xml: bytes | None = None  # the e-invoice this runner stored itself
     known: Known = field(default_factory=Known)
+    document: InvoiceDocument | None = None  # the record's invoice document, unpacked once
     deferred: dict[str, TableValue] = field(default_factory=dict)  # done, recorded with the next save
 
     @property
