@@ -6,11 +6,15 @@ notification to the webhook of `./dev host` (worker processes as Flex scales: HT
 together, each queue function alone; --single-process for the old one-process host).
 Each run first sends the same load to a floor: the same host serving one HTTP function that
 answers 202 at once (bench/floor_app), so the ack figures have a ratio taken under the same
-machine load. Prints per run and min / median over runs: ack latency p50 and p99 (and p99 over
+machine load. The floor's users are made in tenants of their own that Prorata does not serve
+(the same work for the simulator): in Prorata's tenants they would be changes nobody notified,
+left for the first deltas of the next run. Prints per run and min / median over runs: ack latency p50 and p99 (and p99 over
 the floor's), notification → ledger record p50 / p95, and notifications lost.
 Targets at 200/s: ack p99 <= 50 ms; notification → ledger p95 <= 2 s; none lost.
-With --find-limit, then steps the rate up (one run each) until a target breaks.
-Run: .venv/bin/python bench/webhook.py [--rate 200] [--seconds 10] [--runs 3] [--find-limit]
+With --sweep (or --find-limit), then steps the rate up (one run each) until a target breaks, and
+prints for each rate its ack p99 and notification → ledger p95, then the first rate that broke
+a target and which.
+Run: .venv/bin/python bench/webhook.py [--rate 200] [--seconds 10] [--runs 3] [--sweep [--step 50]]
 """
 from __future__ import annotations
 
@@ -228,6 +232,20 @@ def freshness(ledger: TableClient, tenants: list[str], load: Load, wait: float) 
         time.sleep(1)
 
 
+def broken(figures: dict) -> list[str]:
+    """The targets a run missed, in words."""
+    missed = []
+    if figures["p99"] > ACK_P99:
+        missed.append(f"ack p99 {figures['p99'] * 1000:.0f} ms > {ACK_P99 * 1000:.0f} ms")
+    if not figures["fresh_p95"] <= FRESH_P95:
+        missed.append(f"notification to ledger p95 {figures['fresh_p95']:.2f} s > {FRESH_P95:.0f} s")
+    if figures["lost"]:
+        missed.append(f"{figures['lost']} lost")
+    if set(figures["statuses"]) != {202}:
+        missed.append(f"answers {figures['statuses']}")
+    return missed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=200, help="notifications per second")
@@ -238,8 +256,10 @@ def main() -> None:
     parser.add_argument("--single-process", action="store_true", help="./dev host --single-process (no workers)")
     parser.add_argument("--ack-only", action="store_true",
                         help="run no queue function (the syncs wait in their queue): the webhook's own figures")
-    parser.add_argument("--find-limit", action="store_true", help="then raise the rate until a target breaks")
-    parser.add_argument("--step", type=int, default=50, help="rate step of --find-limit")
+    parser.add_argument("--sweep", "--find-limit", dest="find_limit", action="store_true",
+                        help="then raise the rate by --step until a target breaks")
+    parser.add_argument("--step", type=int, default=50, help="rate step of --sweep")
+    parser.add_argument("--max-rate", type=int, default=2000, help="highest rate --sweep tries")
     args = parser.parse_args()
     mode = ["--single-process"] if args.single_process else []
     queues = ["--no-queues"] if args.ack_only else []
@@ -272,6 +292,11 @@ def main() -> None:
                 assert status == 201, f"onboarding answered {status}: {answer[:300]!r}"
                 sim.call("POST", f"/tenants/{tenant_id}/drop_notifications", {"count": 10**9})  # we post them
             subscriptions = {t: sim.call("GET", f"/subscriptions?tenant_id={t}")[0] for t in tenants}
+            floor_tenants = [str(uuid.uuid4()) for _ in range(args.tenants)]
+            for n, tenant_id in enumerate(floor_tenants):
+                sim.call("POST", "/tenants", {"tenant_id": tenant_id, "name": f"Floor {n}", "domain": f"floor{n}.example"})
+                sim.call("POST", f"/tenants/{tenant_id}/skus", {"sku_part_number": "SPB", "prepaid": 100_000})
+            floor_subscriptions = {t: {**subscriptions[tenants[0]], "id": str(uuid.uuid4())} for t in floor_tenants}
             ledger = TableClient.from_connection_string(azurite.connection_string, "ledger")
             print(f"host: {'single process' if mode else 'worker processes (HTTP; each queue function)'}; "
                   f"{args.tenants} tenants, {args.senders} senders, {args.seconds:.0f} s per run", flush=True)
@@ -282,7 +307,8 @@ def main() -> None:
 
             def run(rate: int, tag: str) -> dict:
                 floor_meter = CpuMeter(floor_processes)
-                floor_load = send(sim, floor_port, tenants, subscriptions, rate, args.seconds, args.senders, f"f{tag}")
+                floor_load = send(sim, floor_port, floor_tenants, floor_subscriptions, rate, args.seconds, args.senders,
+                                  f"f{tag}")
                 floor_cpu = floor_meter.spent(floor_load.seconds)
                 meter = CpuMeter(processes)
                 load = send(sim, port, tenants, subscriptions, rate, args.seconds, args.senders, tag)
@@ -315,13 +341,20 @@ def main() -> None:
             print(f"  notification to ledger p95: {spread('fresh_p95', 1, ' s')} (target <= 2 s)")
             print(f"  lost: {sum(r['lost'] for r in results)} of {sum(r['sent'] for r in results)} (target 0)")
             if args.find_limit:
-                rate, held = args.rate, args.rate if all(r["ok"] for r in results) else None
-                while held == rate:
+                swept = [(args.rate, r) for r in results]
+                rate = args.rate
+                while all(r["ok"] for at, r in swept if at == rate) and rate + args.step <= args.max_rate:
                     rate += args.step
-                    if run(rate, f"{rate}")["ok"]:
-                        held = rate
-                print(f"highest rate holding every target: {held}/s" if held else
-                      f"the targets already break at {args.rate}/s")
+                    swept.append((rate, run(rate, f"{rate}")))
+                print("sweep (rate: ack p99, notification to ledger p95, lost, answers):")
+                for at, r in swept:
+                    print(f"  {at}/s: {r['p99'] * 1000:.1f} ms, {r['fresh_p95']:.2f} s, lost {r['lost']}, "
+                          f"{r['statuses']}{'' if r['ok'] else '  <- breaks ' + ', '.join(broken(r))}")
+                held = [at for at, r in swept if r["ok"] and at < rate]
+                bad = next((r for at, r in swept if at == rate and not r["ok"]), None)
+                breaking = f"{rate}/s ({'; '.join(broken(bad))})" if bad else f"none up to {rate}/s"
+                print(f"first rate breaking a target: {breaking}; highest rate holding every target: "
+                      + (f"{max(held)}/s" if held else "none"))
         finally:
             for process in hosts:
                 process.terminate()

@@ -96,6 +96,7 @@ class QueueListener:
                                         thread_name_prefix=f"queue-{info.name}")
         self._thread = threading.Thread(target=self._poll, name=f"poll-{info.name}", daemon=True)
         self._poison_ready = False
+        self._renewals = _Renewals(self)
 
     def client(self, name: str | None = None) -> QueueClient:
         """A QueueClient for this thread (raw message text: no encode/decode policy)."""
@@ -121,6 +122,7 @@ class QueueListener:
             self._slots.notify_all()
         self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renewals.stop()
 
     def pending(self) -> int:
         """Messages in the queue, visible or not, plus messages running here."""
@@ -205,25 +207,7 @@ class QueueListener:
     def _keep_invisible(self, message) -> Callable[[], None]:
         """Renews the message's invisibility while it runs; call the returned function to stop
         (it returns once no renewal is under way, so the message's receipt is current)."""
-        done = threading.Event()
-
-        def renew() -> None:
-            while not done.wait(RENEW_EVERY):
-                try:
-                    updated = self.client().update_message(message, visibility_timeout=RECEIVE_VISIBILITY)
-                    message.pop_receipt, message.next_visible_on = updated.pop_receipt, updated.next_visible_on
-                except Exception as error:  # noqa: BLE001 - the message may run twice; the functions allow it
-                    log.warning("Could not keep message %s on '%s' hidden while it runs: %s", message.id,
-                                self.queue_name, error)
-                    return
-
-        renewer = threading.Thread(target=renew, name=f"renew-{message.id}", daemon=True)
-        renewer.start()
-
-        def stop() -> None:
-            done.set()
-            renewer.join()
-        return stop
+        return self._renewals.hold(message)
 
     def _to_poison(self, message, why: str) -> None:
         """Copy the message as it is to `<queue>-poison`, then delete it from the queue."""
@@ -234,3 +218,69 @@ class QueueListener:
             self._poison_ready = True
         poison.send_message(message.content)
         self.client().delete_message(message)
+
+
+class _Renewals:
+    """Keeps the running messages of one listener hidden, from one thread for all of them. The
+    Functions host renews from its own process, so a renewal costs the function's worker
+    nothing; a thread started per message would cost this worker a thread start and a join on
+    every message, hundreds a second under load."""
+
+    def __init__(self, listener: QueueListener) -> None:
+        self._listener = listener
+        self._lock = threading.Lock()  # held while a renewal is under way
+        self._changed = threading.Condition(threading.Lock())
+        self._due: dict[int, tuple[float, object]] = {}  # id(message) -> (next renewal, message)
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def hold(self, message) -> Callable[[], None]:
+        key = id(message)
+        with self._changed:
+            self._due[key] = (time.monotonic() + RENEW_EVERY, message)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew_forever, daemon=True,
+                                                name=f"renew-{self._listener.info.name}")
+                self._thread.start()
+            self._changed.notify()
+
+        def release() -> None:
+            with self._lock, self._changed:  # no renewal of it is under way once we hold both
+                self._due.pop(key, None)
+        return release
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def _renew_forever(self) -> None:
+        while True:
+            with self._changed:
+                while not self._stopped:
+                    now = time.monotonic()
+                    due = [(key, message) for key, (at, message) in self._due.items() if at <= now]
+                    if due:
+                        break
+                    wake = min((at for at, _ in self._due.values()), default=now + 60)
+                    self._changed.wait(max(0.01, wake - now))
+                if self._stopped:
+                    return
+            for key, message in due:
+                with self._lock:
+                    with self._changed:
+                        if key not in self._due:
+                            continue  # finished meanwhile
+                        self._due[key] = (time.monotonic() + RENEW_EVERY, message)
+                    self._renew(key, message)
+
+    def _renew(self, key: int, message) -> None:
+        listener = self._listener
+        try:
+            updated = listener.client().update_message(message, visibility_timeout=RECEIVE_VISIBILITY)
+            message.pop_receipt, message.next_visible_on = updated.pop_receipt, updated.next_visible_on
+        except Exception as error:  # noqa: BLE001 - the message may run twice; the functions allow it
+            log.warning("Could not keep message %s on '%s' hidden while it runs: %s", message.id,
+                        listener.queue_name, error)
+            with self._changed:
+                self._due.pop(key, None)

@@ -129,11 +129,18 @@ def seen_since(tenant_id: str, since: datetime) -> set[str]:
         return {user for started, users in _recent.get(tenant_id, ()) if started >= since for user in users}
 
 
+def latest_start(tenant_id: str) -> datetime | None:
+    """When the latest finished delta of this process for the tenant began."""
+    with _recent_lock:
+        return max((started for started, _ in _recent.get(tenant_id, ())), default=None)
+
+
 # Replication delay (graph-facts.md, delta-query-overview): a change can be notified before a
 # delta shows it. A notification whose users did not show in the delta that followed is
 # re-checked later, by a queue message made visible after each step of SYNC_RECHECK_SECONDS,
 # before it counts as covered; the daily delta remains the last resort.
 RECHECK = "recheck"
+FOLLOW_UP = "follow-up"  # a trigger came while a delta ran: the next delta, in a message of its own
 
 
 def unseen_users(request: SyncRequest, reports: list[SyncReport], requested_at: datetime | None = None) -> list[str]:
@@ -161,8 +168,12 @@ def recheck_of(request: SyncRequest, missing: list[str], delays: list[int]) -> t
 
 async def run_sync_request(tenant_id: str, *, gate: SyncGatePort, clock: Clock,
                            run: Callable[[], Awaitable[SyncReport]],
-                           requested_at: datetime | None = None) -> list[SyncReport]:
-    """Runs `run` (one sync) under the tenant's gate, again while triggers keep arriving."""
+                           requested_at: datetime | None = None,
+                           follow_up: Callable[[], None] | None = None) -> list[SyncReport]:
+    """Runs `run` (one sync) under the tenant's gate. Triggers that arrive meanwhile make it run
+    again: at once, in a loop, or, given `follow_up`, through one follow-up call (a queue message)
+    after the gate is handed over, so that a queue invocation never holds its message for more
+    than one delta while other tenants' messages wait behind it."""
     from shared.storage.sync_gate import RUN
 
     owner = uuid.uuid4().hex
@@ -174,6 +185,10 @@ async def run_sync_request(tenant_id: str, *, gate: SyncGatePort, clock: Clock,
     try:
         while True:
             reports.append(await run())
+            if follow_up is not None:
+                if gate.hand_over(tenant_id, owner, clock()):
+                    follow_up()
+                return reports
             if not gate.release(tenant_id, owner, clock()):
                 return reports
     except BaseException:

@@ -141,6 +141,33 @@ class SyncGate:
                 return False
         raise Busy(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
 
+    def hand_over(self, tenant_id: str, owner: str, now: datetime) -> bool:
+        """Frees the row after a delta, as release does, but never keeps it for another run: True
+        when a trigger arrived meanwhile, and then the row stays marked pending (and free), so
+        that the caller's follow-up message (or any trigger) runs the next delta. A queue
+        invocation thus holds its message for one delta at most, never for a chain of them."""
+        with self._lock:
+            here = self._holding.get(tenant_id) == owner
+            local = here and tenant_id in self._pending
+            if here:
+                self._holding.pop(tenant_id, None)
+                self._pending.discard(tenant_id)
+        for attempt in range(20):
+            row = self._row_as_written(tenant_id, attempt)
+            if row.get("owner") != owner:
+                if attempt == 0:
+                    continue  # as this process wrote it last: read it as it is
+                return local  # our claim lapsed and another holder took over; triggers seen here still need a run
+            pending = local or bool(row.get("pending"))
+            if self._change(row, owner="", until="", pending=pending):
+                return pending
+        raise Busy(f"tenant {tenant_id}: the sync lock kept changing; the queue will try again")
+
+    def syncing_here(self, tenant_id: str) -> bool:
+        """True while a delta of the tenant runs in this process."""
+        with self._lock:
+            return tenant_id in self._holding
+
     def abandon(self, tenant_id: str, owner: str) -> None:
         """Frees the row after a failure. The failed delta covers nothing: its start is forgotten,
         so the retried message (and whatever waited on this delta) runs again."""

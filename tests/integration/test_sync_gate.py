@@ -62,3 +62,27 @@ def test_a_holder_that_died_is_taken_over_when_its_claim_lapses(storage, tenant)
     assert gate.acquire(tenant, "dead", T0, T0) == RUN
     assert other.acquire(tenant, "b", T0 + timedelta(minutes=5), T0 + timedelta(minutes=5)) == QUEUED
     assert other.acquire(tenant, "c", T0 + timedelta(minutes=11), T0 + timedelta(minutes=11)) == RUN
+
+
+def test_a_holder_hands_a_trigger_that_came_during_its_delta_to_a_follow_up_which_runs_anywhere(storage, tenant):
+    here, there = SyncGate(storage), SyncGate(storage)
+    assert here.acquire(tenant, "a", T0, T0) == RUN
+    assert here.acquire(tenant, "b", T0 + timedelta(seconds=5), T0 + timedelta(seconds=5)) == QUEUED
+    assert here.syncing_here(tenant) and not there.syncing_here(tenant)
+    assert here.hand_over(tenant, "a", T0 + timedelta(seconds=6)) is True
+    assert not here.syncing_here(tenant)
+    # what the handed-over delta covered stays covered; the follow-up runs, here or elsewhere
+    assert there.acquire(tenant, "c", T0 + timedelta(seconds=7), T0 - timedelta(seconds=10)) == COVERED
+    assert there.acquire(tenant, "follow-up", T0 + timedelta(seconds=7)) == RUN
+    assert there.hand_over(tenant, "follow-up", T0 + timedelta(seconds=8)) is False
+    assert here.acquire(tenant, "d", T0 + timedelta(seconds=9), T0 + timedelta(seconds=9)) == RUN
+
+
+def test_a_trigger_seen_by_another_process_during_a_delta_is_handed_over_through_the_table(storage, tenant):
+    here, there = SyncGate(storage), SyncGate(storage)
+    assert here.acquire(tenant, "a", T0, T0) == RUN
+    assert there.acquire(tenant, "b", T0 + timedelta(seconds=5), T0 + timedelta(seconds=5)) == QUEUED
+    assert here.hand_over(tenant, "a", T0 + timedelta(seconds=6)) is True
+    # until the follow-up runs, the row says a delta is wanted: any trigger takes it
+    assert there.acquire(tenant, "e", T0 + timedelta(seconds=7), T0 + timedelta(seconds=7)) == RUN
+    assert there.hand_over(tenant, "e", T0 + timedelta(seconds=8)) is False
