@@ -189,7 +189,9 @@ def main() -> int:
                     storage_cpu = cpu_seconds(storage_pid) - began_storage
                     graph_cpu = cpu_seconds(sim.process.pid) - began_graph
                     failed = [o for o in outcomes if o.kind == "failed"]
+                    began_floor = pool_cpu()
                     floor_seconds = await floor(ids, args.concurrency)
+                    floor_pdf_cpu = pool_cpu() - began_floor
                     rate, floor_rate = len(ids) / seconds, len(ids) / floor_seconds
                     rates.append(rate)
                     ratios.append(rate / floor_rate)
@@ -197,7 +199,8 @@ def main() -> int:
                           f"(CPU per invoice: {cpu / len(ids):.3f} s here, {pdf_cpu / len(ids):.3f} s in the PDF workers, "
                           f"{storage_cpu / len(ids):.3f} s in Azurite, {graph_cpu / len(ids):.3f} s in the Graph simulator); "
                           f"{len(failed)} failed; the same PDFs alone in the pool: "
-                          f"{floor_rate:.2f}/s; close / floor = {ratios[-1]:.2f}", flush=True)
+                          f"{floor_rate:.2f}/s ({floor_pdf_cpu / len(ids):.3f} s CPU per PDF); "
+                          f"close / floor = {ratios[-1]:.2f}", flush=True)
                     for outcome in failed[:3]:
                         print(f"  failed: {outcome.name}: {outcome.reason}")
                     ok &= not failed

@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger("prorata.close")
 
-# A runner renews its lease at every step, so the lease needs to outlast the longest step only
-# (render + archive, or one Graph mail call with its retries: well under a minute); after a
-# crash another runner takes over once it expires.
+# A runner renews its lease at every step it records, so the lease needs to outlast the longest
+# stretch between two (render, with its wait for a PDF worker, + archive + the draft's Graph call
+# with its retries: well under a minute); after a crash another runner takes over once it expires.
 LEASE_TTL = timedelta(minutes=2)
 BUSY_WAIT_SECONDS = 90.0           # how long a runner waits for another runner of the same invoice
 
