@@ -9,9 +9,11 @@ of U users has about 2U invoice lines (50 users: about 100 lines).
 
 Each run closes fresh clients and then, as its floor, renders the same invoices' PDFs alone in
 the same PDF worker pool at the same concurrency. Prints per run and min / median over runs:
-invoices/s of the close and close / floor (goal >= 0.8). First, one client at a time: the
-milliseconds per invoice spent outside the PDF (goal <= 100) and storage requests per invoice
-(goal <= 12).
+invoices/s of the close and close / floor (goal >= 0.8), and the CPU per invoice of the close's
+process, the PDF workers, Azurite and the Graph simulator (all on the same cores). First, one
+client at a time: the milliseconds per invoice spent outside the PDF (goal <= 100) and storage
+requests per invoice (goal <= 12, the run's own requests included: its record, summary and
+accounting files).
 Run: .venv/bin/python bench/close.py [--runs 3] [--tenants 24] [--users 50] [--concurrency 4]
 """
 from __future__ import annotations
@@ -187,7 +189,9 @@ def main() -> int:
                     storage_cpu = cpu_seconds(storage_pid) - began_storage
                     graph_cpu = cpu_seconds(sim.process.pid) - began_graph
                     failed = [o for o in outcomes if o.kind == "failed"]
+                    began_floor = pool_cpu()
                     floor_seconds = await floor(ids, args.concurrency)
+                    floor_pdf_cpu = pool_cpu() - began_floor
                     rate, floor_rate = len(ids) / seconds, len(ids) / floor_seconds
                     rates.append(rate)
                     ratios.append(rate / floor_rate)
@@ -195,7 +199,8 @@ def main() -> int:
                           f"(CPU per invoice: {cpu / len(ids):.3f} s here, {pdf_cpu / len(ids):.3f} s in the PDF workers, "
                           f"{storage_cpu / len(ids):.3f} s in Azurite, {graph_cpu / len(ids):.3f} s in the Graph simulator); "
                           f"{len(failed)} failed; the same PDFs alone in the pool: "
-                          f"{floor_rate:.2f}/s; close / floor = {ratios[-1]:.2f}", flush=True)
+                          f"{floor_rate:.2f}/s ({floor_pdf_cpu / len(ids):.3f} s CPU per PDF); "
+                          f"close / floor = {ratios[-1]:.2f}", flush=True)
                     for outcome in failed[:3]:
                         print(f"  failed: {outcome.name}: {outcome.reason}")
                     ok &= not failed

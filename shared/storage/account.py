@@ -9,6 +9,7 @@ on first use (in Azure the Bicep template has created them already).
 """
 from __future__ import annotations
 
+import os
 import threading
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -76,9 +77,9 @@ class Storage:
         else:
             from azure.storage.blob import BlobServiceClient as Client
         if connection:
-            service = Client.from_connection_string(connection)
+            service = Client.from_connection_string(connection, **_transport_options())
         else:
-            service = Client(self._endpoint(kind), credential=self._identity())
+            service = Client(self._endpoint(kind), credential=self._identity(), **_transport_options())
         with self._lock:
             return self._services.setdefault(kind, service)
 
@@ -111,6 +112,20 @@ class Storage:
             _create_if_missing(client.create_container)
             client = self._containers.setdefault(name, client)
         return client
+
+
+def _transport_options() -> dict[str, Any]:
+    """The clients' HTTP transport. `requests` reads the environment at every request (proxies,
+    with a scan of every variable, a CA bundle, a .netrc file): about 0.4 ms of CPU each. With no
+    proxy in the environment, it is told not to, and is given the CA bundle `requests` would
+    have read (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE) once; storage's own authentication never
+    uses .netrc. With a proxy set, it reads the environment as usual."""
+    if any(name.lower().endswith("_proxy") for name in os.environ):
+        return {}
+    from azure.core.pipeline.transport import RequestsTransport
+
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return {"transport": RequestsTransport(use_env_settings=False, **({"connection_verify": bundle} if bundle else {}))}
 
 
 def _create_if_missing(create: Any) -> None:

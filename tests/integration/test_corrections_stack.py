@@ -216,6 +216,26 @@ def test_the_next_month_end_close_issues_the_correction_and_says_why_in_its_summ
     assert correction["sentence"] in " ".join(r.getMessage() for r in caplog.records)
 
 
+def test_the_next_close_finishes_a_correction_that_a_crash_left_unfinished(env):
+    """The corrected month's invoice record is marked before its documents are made, so the
+    close (which reads table `documents` only for a client with such a mark) finds them."""
+    tenant = env.client("Leftover Dental")
+    env.learn(tenant, ann_left(tenant), NOV_3)
+
+    def crash(step):
+        if step == "render":
+            raise Crash("the process died after render")
+
+    with pytest.raises(Crash):
+        env.correct(tenant, after_step=crash)
+    assert env.app.invoices.get(tenant.tenant_id, OCTOBER).get("corrected")
+    env.clock.now = datetime(2026, 12, 1, 6, tzinfo=UTC)  # the lease expired long ago
+    _, [outcome], _ = env.run(env.app.close_service().close_by_hand(Period(2026, 11), [tenant.tenant_id]))
+    [row] = env.documents(tenant)
+    assert row["step"] == "emailed" and [c["number"] for c in outcome.corrections] == [row["number"]]
+    assert len([m for m in env.mails(tenant) if "Credit note" in m.subject]) == 1
+
+
 def test_corrections_on_demand_over_http_and_with_dev_invoice_correct(env, tmp_path, capsys):
     from devtools import cmd_invoice
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Awaitable, Callable, Mapping
 
 from shared.billing import Period
 from shared.billing.observations import format_instant
@@ -33,11 +33,14 @@ from shared.services.close.reports import describe, month_label
 from shared.storage.records import Conflict, InvoiceRecord, TableValue
 from shared.tenants import Tenant
 
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.invoicing.document import InvoiceDocument
+
 log = logging.getLogger("prorata.close")
 
-# A runner renews its lease at every step, so the lease needs to outlast the longest step only
-# (render + archive, or one Graph mail call with its retries: well under a minute); after a
-# crash another runner takes over once it expires.
+# A runner renews its lease at every step it records, so the lease needs to outlast the longest
+# stretch between two (render, with its wait for a PDF worker, + archive + the draft's Graph call
+# with its retries: well under a minute); after a crash another runner takes over once it expires.
 LEASE_TTL = timedelta(minutes=2)
 BUSY_WAIT_SECONDS = 90.0           # how long a runner waits for another runner of the same invoice
 
@@ -88,6 +91,7 @@ class Attempt:
     archived_pdf: bytes | None = None  # the PDF this runner stored itself: what the archive holds
     archived_xml: bytes | None = None  # the e-invoice this runner stored itself
     known: Known = field(default_factory=Known)
+    document: InvoiceDocument | None = None  # the record's invoice document, unpacked once
     deferred: dict[str, TableValue] = field(default_factory=dict)  # done, recorded with the next save
 
     @property

@@ -22,9 +22,11 @@ The steps of one client's close (the `tenant-close` queue function, or `./dev cl
     TERMS_DAYS later. A month with no billable line is recorded as "nothing to bill": no
     number, no PDF, no email (an empty invoice is noise to an accountant; a number must not be
     spent on it).
-  * number: gap-free, increasing per MSP (shared/storage/numbering.py).
+  * number: gap-free, increasing per MSP (shared/storage/numbering.py); a final invoice is
+    numbered in the compute step's own write, a correcting document by this step.
   * render: the PDF (invoice_v1). store: the PDF in Blob Storage, written once
-    (`{period}/{tenant_id}/{number}.pdf`).
+    (`{period}/{tenant_id}/{number}.pdf`). Both are recorded with the draft: a resumed close
+    renders again and keeps the PDF stored first.
   * draft + send: the email with the stored PDF, sent at most once (shared/services/mailing.py).
   A failure records "failed: <reason>" on the row and is raised, so that the queue retries it
   (five times, then the poison queue); the last failure is counted as the tenant's outcome in
@@ -88,7 +90,7 @@ from shared.storage.records import Record, RunMember, TableValue
 from shared.tenants import Tenant
 
 if TYPE_CHECKING:  # pragma: no cover
-    from shared.invoicing.document import Brand
+    from shared.invoicing.document import Brand, InvoiceDocument
     from shared.services.charges import ChargeRepository
     from shared.services.corrections import CorrectionService
 
@@ -389,6 +391,13 @@ class CloseService:
             return outcome_of(work.row, period, already=False)
         raise CloseBusy(f"other closes of this client's {month_label(period)} kept starting")
 
+    @staticmethod
+    def _document(work: Attempt) -> InvoiceDocument:
+        """The invoice document of the record, unpacked once per attempt (again if renumbered)."""
+        if work.document is None or work.document.number != work.row.get("number"):
+            work.document = invoice_document(work.row)
+        return work.document
+
     def _tenant(self, work: Attempt) -> Tenant | None:
         """The client of the invoice, read once per close."""
         if work.known.tenant is None or work.known.tenant.tenant_id != work.row.tenant_id:
@@ -461,7 +470,7 @@ class CloseService:
     async def _render_pdf(self, work: Attempt) -> tuple[bytes, float]:
         from shared.invoicing.pdf_pool import render_pdf_in_pool
 
-        document, brand = invoice_document(work.row), self.brand
+        document, brand = self._document(work), self.brand
         began = time.perf_counter()
         pdf = await render_pdf_in_pool(document, brand)  # a worker process per core (pdf_pool.py)
         return pdf, time.perf_counter() - began
@@ -494,7 +503,7 @@ class CloseService:
         if unset and not row.get("einvoice"):
             return {"ubl_blob": "", "ubl_skipped": unset}
         try:
-            xml = await asyncio.to_thread(self.einvoicing.ubl, invoice_document(row))
+            xml = await asyncio.to_thread(self.einvoicing.ubl, self._document(work))
         except EInvoiceRefused as error:
             if row.get("einvoice"):
                 raise CloseError(f"not emailed: {error}") from None
@@ -536,7 +545,7 @@ class CloseService:
         pdf = work.archived_pdf  # exactly what is archived: what this runner stored, else read back
         if pdf is None:
             pdf = await asyncio.to_thread(self.archive.get, row["blob"])
-        subject, html = render_email(invoice_document(row), self.brand)
+        subject, html = render_email(self._document(work), self.brand)
         attachments = []
         if row.get("einvoice"):  # the client asked for its e-invoice beside the PDF
             if not row.get("ubl_blob"):
