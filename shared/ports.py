@@ -134,12 +134,11 @@ class InvoiceCounter(Protocol):
         """Gives the computed invoice of (tenant, period) its number (or finds the one it has);
         `row`: the invoice row as the caller last read or wrote it (saves reading it again)."""
 
-    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
-        """(sequence number, number) reserved for an invoice its close has just computed and
-        writes with it in one write guarded by its record's ETag (storage/numbering.py)."""
-
-    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
-        """Says that reserved number `seq` is on the invoice now."""
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date,
+                write: Callable[[int, str], InvoiceRecord]) -> InvoiceRecord:
+        """Reserves a number for an invoice its close has just computed; `write(sequence number,
+        number)` writes it with the computed invoice in one write guarded by its record's ETag
+        (storage/numbering.py). Returns what `write` returns."""
 
     def last_number(self) -> int: ...
 

@@ -21,7 +21,7 @@ import logging
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from shared.billing import Invoice, Period
@@ -76,12 +76,9 @@ class DocumentNumbers:
         counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
         return counter.assign(tenant_id, period, now, row)
 
-    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date,
+                write: Callable[[int, str], InvoiceRecord]) -> InvoiceRecord:
         raise CloseError("a correcting document is created computed and numbered by `assign`")
-
-    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
-        counter = self._credit_notes if period.endswith(DocumentKind.CREDIT_NOTE) else self._invoices
-        counter.recorded(tenant_id, period, seq)
 
     def last_number(self) -> int:
         return self._invoices.last_number()

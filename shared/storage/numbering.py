@@ -32,7 +32,7 @@ import random
 import threading
 import time
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from shared.billing.observations import format_instant
 from shared.errors import Busy, CloseError
@@ -69,6 +69,7 @@ def _remember(reserved_for: str, seq: int) -> None:
 # longer matches, the write is refused, and the row is read again: a stale copy costs the read it
 # was meant to save, never a number.
 _counters: dict[tuple[str, str], Record] = {}
+T = TypeVar("T")
 _lock = threading.Lock()  # one reservation at a time in this process: its closes never race each other
 
 
@@ -115,13 +116,18 @@ class InvoiceNumbering:
             return self._record(tenant_id, period, seq, now, row)
         raise Busy("the invoice number counter kept changing; giving up for now (the close is retried)")
 
-    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date) -> tuple[int, str]:
-        """(sequence number, number) reserved for the invoice of (tenant, period), which its
-        close has computed and writes with the number in one write guarded by its record's ETag
-        (see the module's docstring): the same again for it until another invoice reserves."""
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: date,
+                write: Callable[[int, str], T]) -> T:
+        """Reserves a number for the invoice of (tenant, period), which its close has computed,
+        and has `write(sequence number, number)` write it with the computed invoice in one
+        write guarded by its record's ETag (see the module's docstring): the same number again
+        for it until another invoice reserves. This process's next reservation waits for the
+        write, so it never finds the number reserved and not written."""
         with _lock:
             seq = self._reserve(holder(tenant_id, period), now)
-        return seq, format_number(self.template, self.prefix, issued_on, seq)
+            written = write(seq, format_number(self.template, self.prefix, issued_on, seq))
+            _remember(holder(tenant_id, period), seq)
+            return written
 
     def _reserve(self, me: str, now: datetime) -> int:
         """The number reserved for `me` on the counter, after settling the previous reservation."""
@@ -157,11 +163,6 @@ class InvoiceNumbering:
                             "%s instead.", seq, reserved_for, me)
             return seq
         raise Busy("the invoice number counter kept changing; giving up for now (the close is retried)")
-
-    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
-        """Says that reserved number `seq` is now on the invoice of (tenant, period) (written by
-        its close with the computed invoice), so that the next reservation need not read it."""
-        _remember(holder(tenant_id, period), seq)
 
     def _record(self, tenant_id: str, period: str, seq: int, now: datetime,
                 known: InvoiceRecord | None = None) -> InvoiceRecord:

@@ -207,15 +207,13 @@ class FakeCounter:
     def last_number(self) -> int:
         return self.last
 
-    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: Any) -> tuple[int, str]:
+    def reserve(self, tenant_id: str, period: str, now: datetime, issued_on: Any,
+                write: Any) -> InvoiceRecord:
         """The same number for the same invoice until another one reserves (as the counter row does)."""
         if self.reserved_for != (tenant_id, period):
             self.last += 1
             self.reserved_for = (tenant_id, period)
-        return self.last, format_number(self.template, self.prefix, issued_on, self.last)
-
-    def recorded(self, tenant_id: str, period: str, seq: int) -> None:
-        pass
+        return write(self.last, format_number(self.template, self.prefix, issued_on, self.last))
 
     def assign(self, tenant_id: str, period: str, now: datetime, row: InvoiceRecord | None = None) -> InvoiceRecord:
         from datetime import date

@@ -452,11 +452,10 @@ class CloseService:
         else:
             # Rule: numbered with its computation, in one write (storage/numbering.py): a number
             # reserved for a write that never lands goes to the next invoice.
-            seq, number = self.numbering.reserve(tenant_id, str(period), now, issued_on)
-            self.runner.save(work, {**common, **pack_invoice(invoice), "step": Step.NUMBERED, "status": "in progress",
-                                    "number": number, "number_seq": seq, "numbered_at": format_instant(now)},
-                             once=True)
-            self.numbering.recorded(tenant_id, str(period), seq)
+            frozen = {**common, **pack_invoice(invoice), "step": Step.NUMBERED, "status": "in progress",
+                      "numbered_at": format_instant(now)}
+            self.numbering.reserve(tenant_id, str(period), now, issued_on, lambda seq, number: self.runner.save(
+                work, {**frozen, "number": number, "number_seq": seq}, once=True))
 
     def _review_days(self) -> int:
         days = self.settings.integer("REVIEW_DAYS")
