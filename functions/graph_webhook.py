@@ -10,6 +10,7 @@ import time
 import azure.functions as func
 
 from shared.app import get_app
+from shared.heap import freeze_once
 from shared.services.notifications import NotAcceptable, TooManyItems, parse_collection, screen
 
 bp = func.Blueprint()
@@ -72,6 +73,7 @@ def _receive(req: func.HttpRequest, *, lifecycle: bool) -> func.HttpResponse:
         return _text(503, "could not store the notifications")
     log.info("Accepted %d notification(s) for %d tenant(s), dropped %d.", len(items) - len(screened.dropped),
              len(screened.sync_requests), len(screened.dropped))
+    freeze_once("notification")
     return func.HttpResponse(status_code=202)
 
 

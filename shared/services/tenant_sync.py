@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
 from shared.aio import run_async
+from shared.heap import freeze_once
 from shared.messages import SYNC_QUEUE, SyncRequest, sync_requests
 from shared.ports import (Clock, GraphPort, LedgerPort, MessageQueue, SubscriptionRepository, SyncGatePort,
                           TenantRepository)
@@ -55,6 +56,8 @@ class TenantSync:
                                          requested_at=requested_at, follow_up=follow_up)
         for report in reports:
             log.info(report.sentence())
+        if reports:
+            freeze_once("delta")  # msgraph's models and the SDKs: out of every full collection
         return reports
 
     def run_message(self, message: Mapping[str, object]) -> list[SyncReport]:
