@@ -271,7 +271,7 @@ def broken(figures: dict) -> list[str]:
     """The targets a run missed, in words."""
     missed = []
     if figures["p99"] > ACK_P99:
-        missed.append(f"ack p99 {figures['p99'] * 1000:.0f} ms > {ACK_P99 * 1000:.0f} ms")
+        missed.append(f"ack p99 {figures['p99'] * 1000:.1f} ms > {ACK_P99 * 1000:.0f} ms")
     if not figures["fresh_p95"] <= FRESH_P95:
         missed.append(f"notification to ledger p95 {figures['fresh_p95']:.2f} s > {FRESH_P95:.0f} s")
     if figures["lost"]:
