@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
-from fractions import Fraction
+from decimal import ROUND_FLOOR, Decimal, Inexact, localcontext
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from shared.billing.holdings import CHARGE_ITEM
@@ -62,16 +61,21 @@ def line_taxes(invoice: Invoice) -> list[Decimal]:
     Rule: each line's share is amount × tax_rate; every line gets its share rounded down to the
     currency's minor unit, then the minor units still missing go one each to the lines with the
     largest remainders (ties: the earlier line). The sum is the invoice's tax, which was rounded
-    once on the subtotal (billing rules), so the books show the PDF's tax to the cent."""
-    unit = Fraction(1, 10 ** minor_units(invoice.currency))
-    shares = [Fraction(line.amount) * Fraction(invoice.plan.tax_rate) / unit for line in invoice.lines]
-    floors = [share.numerator // share.denominator for share in shares]
-    missing = int(Fraction(invoice.tax) / unit) - sum(floors)
-    by_remainder = sorted(range(len(shares)), key=lambda i: (-(shares[i] - floors[i]), i))
-    for index in by_remainder[:max(missing, 0)]:
-        floors[index] += 1
+    once on the subtotal (billing rules), so the books show the PDF's tax to the cent.
+    Computed in exact decimals (a product of two decimals is exact with enough digits)."""
     digits = minor_units(invoice.currency)
-    return [Decimal(units).scaleb(-digits).quantize(Decimal(1).scaleb(-digits)) for units in floors]
+    rate = invoice.plan.tax_rate
+    with localcontext() as exact:
+        exact.prec = 80  # far beyond any amount × rate: every product and sum below is exact
+        exact.traps[Inexact] = True
+        shares = [(line.amount * rate).scaleb(digits) for line in invoice.lines]  # in minor units
+        floors = [share.to_integral_value(rounding=ROUND_FLOOR) for share in shares]
+        missing = int(invoice.tax.scaleb(digits) - sum(floors, Decimal(0)))
+        by_remainder = sorted(range(len(shares)), key=lambda i: (floors[i] - shares[i], i))
+        for index in by_remainder[:max(missing, 0)]:
+            floors[index] += 1
+        unit = Decimal(1).scaleb(-digits)
+        return [units.scaleb(-digits).quantize(unit) for units in floors]
 
 
 def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str:

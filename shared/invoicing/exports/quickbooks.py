@@ -36,16 +36,16 @@ def _rows(document: InvoiceDocument, codes: AccountingCodes) -> list[list[str]]:
     invoice = document.invoice
     currency = invoice.currency
     terms = f"Net {(document.due_on - document.issued_on).days}"
+    header = [spreadsheet_safe(document.number), spreadsheet_safe(document.client_name),
+              codes.date(document.issued_on), codes.date(document.due_on), terms, f"Period {invoice.period}"]
+    taxable, days = "Y" if invoice.plan.tax_rate else "N", invoice.period.days
     rows = []
     for line, tax in zip(invoice.lines, line_taxes(invoice)):
         _, tax_type = codes.for_item(invoice, line.item)
         amount = format_money(line.amount, currency)
-        rows.append([spreadsheet_safe(document.number), spreadsheet_safe(document.client_name),
-                     codes.date(document.issued_on), codes.date(document.due_on), terms,
-                     f"Period {invoice.period}", spreadsheet_safe(item_label(line.item)),
-                     spreadsheet_safe(describe_line(line, invoice.period.days, item_label(line.item))),
-                     "1", amount, amount, "Y" if invoice.plan.tax_rate else "N", spreadsheet_safe(tax_type),
-                     format_money(tax, currency), currency])
+        rows.append([*header, spreadsheet_safe(item_label(line.item)),
+                     spreadsheet_safe(describe_line(line, days, item_label(line.item))),
+                     "1", amount, amount, taxable, spreadsheet_safe(tax_type), format_money(tax, currency), currency])
     return rows
 
 

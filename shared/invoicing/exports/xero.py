@@ -79,10 +79,10 @@ def _rows(document: InvoiceDocument, codes: AccountingCodes, form: _Form) -> lis
     header = [spreadsheet_safe(document.client_name), spreadsheet_safe(document.client_email),
               *(spreadsheet_safe(part) for part in _address(document)), *form.header(document, codes),
               format_money(invoice.total, currency)]
-    rows = []
+    rows, days = [], invoice.period.days
     for line, tax in zip(invoice.lines, line_taxes(invoice)):
         account, tax_type = codes.for_item(invoice, line.item)
-        rows.append([*header, "", spreadsheet_safe(describe_line(line, invoice.period.days, item_label(line.item))),
+        rows.append([*header, "", spreadsheet_safe(describe_line(line, days, item_label(line.item))),
                      "1", format_money(line.amount, currency), "", spreadsheet_safe(account),
                      spreadsheet_safe(tax_type), format_money(tax, currency), "", "", "", "", currency, ""])
     return rows
