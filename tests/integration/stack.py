@@ -2,7 +2,9 @@
 development host serving the real function_app.py, wired as in local.settings.json.example."""
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -50,6 +52,20 @@ def running_stack(connection_string: str, **extra: str):
             # module's host, against a simulator that knows none of these tenants.
             for queue in (SYNC_QUEUE, CLOSE_QUEUE):
                 app.storage.queue(queue).clear_messages()
+
+
+@contextmanager
+def background_loop():
+    """An event loop running in a thread of its own, for a test module's own Graph calls (a Graph
+    client stays on the loop it was first used on)."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield running
+    finally:
+        running.call_soon_threadsafe(running.stop)
+        thread.join(5)
 
 
 def call(host: DevHost, method: str, path: str, body: Any = None, *, key: str | None = FUNCTION_KEY,

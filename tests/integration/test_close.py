@@ -25,7 +25,8 @@ from shared.billing.month_to_date import month_to_date
 from shared.services.close import CloseService
 from shared.settings import Settings
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
-from tests.integration.stack import call, running_stack
+from tests.integration.stack import background_loop, call, running_stack
+from tests.unit.fakes import Clock, Crash
 
 UTC = timezone.utc
 OCTOBER = Period(2026, 10)
@@ -33,18 +34,6 @@ AFTER_OCTOBER = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
 MAILBOX = "billing@northwind-msp.example"
 CC = "books@northwind-msp.example"
 BCC = "archive@northwind-msp.example"
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Crash(BaseException):
-    """A process dying: not an Exception, so nothing below the test catches or records it."""
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +45,8 @@ def stack(azurite):
 
 @pytest.fixture(scope="module")
 def loop():
-    """One event loop for the module's own Graph calls (a Graph client stays on its first loop)."""
-    running = asyncio.new_event_loop()
-    thread = threading.Thread(target=running.run_forever, daemon=True)
-    thread.start()
-    yield running
-    running.call_soon_threadsafe(running.stop)
-    thread.join(5)
+    with background_loop() as running:
+        yield running
 
 
 @pytest.fixture

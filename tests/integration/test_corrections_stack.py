@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,22 +17,11 @@ from pypdf import PdfReader
 from shared.billing import Observation, Period, parse_plan
 from shared.storage.documents import DocumentStore
 from shared.tenants import OFFBOARDED, Tenant
-from tests.integration.stack import call, running_stack
+from tests.integration.stack import background_loop, call, running_stack
+from tests.unit.fakes import Clock, Crash
 
 UTC = timezone.utc
 OCTOBER = Period(2026, 10)
-
-
-class Clock:
-    def __init__(self, now: datetime):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class Crash(BaseException):
-    """A process dying: not an Exception, so nothing below the test catches or records it."""
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +32,8 @@ def stack(azurite):
 
 @pytest.fixture(scope="module")
 def loop():
-    running = asyncio.new_event_loop()
-    thread = threading.Thread(target=running.run_forever, daemon=True)
-    thread.start()
-    yield running
-    running.call_soon_threadsafe(running.stop)
-    thread.join(5)
+    with background_loop() as running:
+        yield running
 
 
 class Env:

@@ -34,6 +34,10 @@ class Clock:
         return self.now
 
 
+class Crash(BaseException):
+    """A process dying: not an Exception, so nothing below the test catches or records it."""
+
+
 class FakeTenants:
     def __init__(self, tenants: Iterable[Tenant] = ()):
         self.rows = {t.tenant_id: t for t in tenants}

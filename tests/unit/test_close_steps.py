@@ -14,14 +14,10 @@ from shared.messages import CLOSE_QUEUE
 from shared.services.close import bills_month, due_period, summary_text
 from shared.storage.records import Conflict
 from shared.tenants import ACTIVE, OFFBOARDED, Tenant
-from tests.unit.fakes import World
+from tests.unit.fakes import Crash, World
 
 UTC = timezone.utc
 OCTOBER = Period(2026, 10)
-
-
-class Crash(BaseException):
-    """A process dying: nothing below the test catches it."""
 
 
 def client(world: World, name: str, *, zone: str = "America/New_York", users: int = 2, status: str = ACTIVE,
