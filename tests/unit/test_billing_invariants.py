@@ -11,50 +11,14 @@ from hypothesis import given, settings, strategies as st
 
 from shared.billing import Observation, Period, compute_invoice, parse_plan
 from shared.billing.money import round_half_up
-
-ZONES = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "Asia/Kolkata", "America/New_York",
-         "Europe/London", "Australia/Adelaide", "Asia/Kathmandu", "America/Santiago"]
-SKUS = ["SPB", "E3", "EMS"]
-
-periods = st.builds(Period, st.integers(2024, 2030), st.integers(1, 12))
-
-
-@st.composite
-def plans(draw):
-    return parse_plan({
-        "tenant_id": "t", "name": "Client", "currency": draw(st.sampled_from(["USD", "JPY", "KWD", "EUR"])),
-        "timezone": draw(st.sampled_from(ZONES)), "proration": draw(st.sampled_from(["daily", "none"])),
-        "per_user_price": str(draw(st.decimals(0, 500, places=2))),
-        "sku_prices": {sku: str(draw(st.decimals(0, 100, places=3))) for sku in SKUS[:2]},
-        "include_guests": draw(st.booleans()), "include_disabled": draw(st.booleans()),
-        "require_license": draw(st.booleans()), "exclude_upn_patterns": ["svc-*"],
-        "tax_rate": str(draw(st.decimals(0, "0.3", places=4))),
-    })
-
-
-@st.composite
-def histories(draw, period: Period, users=("u-1", "u-2", "u-3")):
-    """Observations around the period, with distinct instants per user (ties would be order-bound)."""
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) - timedelta(days=3)
-    result = []
-    for user in draw(st.lists(st.sampled_from(users), min_size=1, max_size=3, unique=True)):
-        offsets = draw(st.lists(st.integers(0, 38 * 24 * 60), min_size=1, max_size=6, unique=True))
-        for minute in offsets:
-            result.append(Observation(
-                at=start + timedelta(minutes=minute), user_id=user,
-                user_principal_name=draw(st.sampled_from([f"{user}@c.com", f"svc-{user}@c.com"])),
-                display_name=user, user_type=draw(st.sampled_from(["Member", "Guest"])),
-                account_enabled=draw(st.booleans()),
-                skus=tuple(sorted(draw(st.sets(st.sampled_from(SKUS))))), deleted=draw(st.booleans())))
-    return result
-
+from tests.unit.strategies import histories, periods, plans
 
 def _days(invoice, user=None):
     return {(l.user_id, l.item): l.days for l in invoice.lines if user is None or l.user_id == user}
 
 
 @settings(max_examples=150, deadline=None)
-@given(plans(), periods, st.sampled_from([(), ("SPB",), ("SPB", "E3")]))
+@given(plans, periods, st.sampled_from([(), ("SPB",), ("SPB", "E3")]))
 def test_a_user_holding_items_every_day_pays_exactly_each_unit_price(plan, period, skus):
     joined = datetime(period.year, period.month, 1, tzinfo=timezone.utc) - timedelta(days=2)
     user = Observation(at=joined, user_id="u", user_principal_name="ann@c.com", display_name="Ann", skus=skus)
@@ -65,7 +29,7 @@ def test_a_user_holding_items_every_day_pays_exactly_each_unit_price(plan, perio
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), plans(), periods)
+@given(st.data(), plans, periods)
 def test_days_never_exceed_the_month_and_no_amount_is_negative(data, plan, period):
     invoice = compute_invoice(plan, data.draw(histories(period)), period)
     for line in invoice.lines:
@@ -75,7 +39,7 @@ def test_days_never_exceed_the_month_and_no_amount_is_negative(data, plan, perio
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), plans(), periods)
+@given(st.data(), plans, periods)
 def test_cutting_a_history_into_two_users_gives_days_that_add_up(data, plan, period):
     history = data.draw(histories(period, users=("u-1",)))
     ordered = sorted(history, key=lambda o: o.at)
@@ -96,7 +60,7 @@ def test_cutting_a_history_into_two_users_gives_days_that_add_up(data, plan, per
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data(), plans(), periods, st.randoms(use_true_random=False))
+@given(st.data(), plans, periods, st.randoms(use_true_random=False))
 def test_the_order_of_input_lines_never_changes_the_invoice(data, plan, period, rnd: random.Random):
     history = data.draw(histories(period))
     shuffled = list(history)

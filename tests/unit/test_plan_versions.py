@@ -2,19 +2,17 @@
 version in force (the contract's "Price and rule changes: plan versions")."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from shared.billing import InputError, Observation, Period, compute_invoice, parse_plan
 from shared.billing.observations import parse_instant
+from tests.unit.strategies import histories, periods, plan_data
 
 BASE = {"tenant_id": "t-1", "name": "Contoso Ltd", "currency": "USD", "timezone": "America/New_York",
         "per_user_price": "30.00", "sku_prices": {"SPB": "22.00", "E3": "36.00"}, "tax_rate": "0.1"}
-ZONES = ["UTC", "Pacific/Kiritimati", "Pacific/Pago_Pago", "America/New_York", "Australia/Adelaide",
-         "America/Santiago", "Asia/Kathmandu"]
-SKUS = ["SPB", "E3", "EMS"]
 
 
 def plan(**overrides):
@@ -135,37 +133,6 @@ def test_bad_versions_are_refused_naming_the_field(versions, field, says):
 
 
 # Invariants --------------------------------------------------------------------------------------
-
-periods = st.builds(Period, st.integers(2024, 2030), st.integers(1, 12))
-
-
-@st.composite
-def plan_data(draw):
-    return {
-        "tenant_id": "t", "name": "Client", "currency": draw(st.sampled_from(["USD", "JPY", "KWD", "EUR"])),
-        "timezone": draw(st.sampled_from(ZONES)), "proration": draw(st.sampled_from(["daily", "none"])),
-        "per_user_price": str(draw(st.decimals(0, 500, places=2))),
-        "sku_prices": {sku: str(draw(st.decimals(0, 100, places=3))) for sku in SKUS[:2]},
-        "include_guests": draw(st.booleans()), "include_disabled": draw(st.booleans()),
-        "require_license": draw(st.booleans()), "exclude_upn_patterns": ["svc-*"],
-        "tax_rate": str(draw(st.decimals(0, "0.3", places=4))),
-    }
-
-
-@st.composite
-def histories(draw, period: Period):
-    start = datetime(period.year, period.month, 1, tzinfo=timezone.utc) - timedelta(days=3)
-    result = []
-    for user in draw(st.lists(st.sampled_from(["u-1", "u-2", "u-3"]), min_size=1, max_size=3, unique=True)):
-        for minute in draw(st.lists(st.integers(0, 38 * 24 * 60), min_size=1, max_size=6, unique=True)):
-            result.append(Observation(
-                at=start + timedelta(minutes=minute), user_id=user,
-                user_principal_name=draw(st.sampled_from([f"{user}@c.com", f"svc-{user}@c.com"])),
-                display_name=user, user_type=draw(st.sampled_from(["Member", "Guest"])),
-                account_enabled=draw(st.booleans()),
-                skus=tuple(sorted(draw(st.sets(st.sampled_from(SKUS))))), deleted=draw(st.booleans())))
-    return result
-
 
 def _day_in(period: Period, draw) -> date:
     return period.first_day + timedelta(days=draw(st.integers(1, period.days - 1)))
