@@ -48,7 +48,6 @@ Preview
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import time
@@ -67,6 +66,7 @@ from shared.billing.month_to_date import month_to_date
 from shared.billing.observations import format_instant
 from shared.billing.holds import Billed, hold_reason, rules_for
 from shared.errors import CloseError, InvoiceNotFound, TenantNotOnboarded
+from shared.heap import freeze_once
 from shared.invoicing.steps import FINISHED_STEPS, Step
 from shared.messages import CLOSE_QUEUE, CloseRequest, JsonObject
 from shared.ports import (
@@ -97,21 +97,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("prorata.close")
 
 STALE_CLAIM = timedelta(minutes=30)  # a claimed row never started after this is queued again
-
-
-_heap_frozen = False
-
-
-def _freeze_heap_once() -> None:
-    """After the first invoice the process emails: what the close imported and built (the SDKs'
-    modules and classes, some 130,000 objects that live as long as the process) is set aside from
-    the cyclic garbage collector (gc.freeze), which would otherwise walk all of it at every full
-    collection: about 80 ms, once every ten invoices or so. Objects set aside are still freed by
-    their reference counts when unused; once, so that later work is collected as usual."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.freeze()
 
 
 def _billed(record: InvoiceRecord) -> Billed:
@@ -307,7 +292,9 @@ class CloseService:
                     run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason)))
             raise
         if outcome.kind == EMAILED_OUTCOME:
-            _freeze_heap_once()  # by now the close has imported and built all it uses
+            # By now the close has imported and built all it uses (some 130,000 long-lived objects):
+            # out of every full collection, which cost about 80 ms once every ten invoices or so.
+            freeze_once("emailed invoice")
         log.info(outcome.sentence)
         outcome.corrections = await self._issue_corrections(tenant_id, period, known)
         if run_id:
