@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from babel import Locale, UnknownLocaleError
 
 from shared.billing.invoice import Invoice
+from shared.invoicing.parties import BIC_SHAPE, IBAN_SHAPE, iban_check_digits_ok
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.invoicing.parties import Party
@@ -47,8 +48,6 @@ def _logo_url(value: str, setting: str) -> str:
     return text
 
 
-_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
-_BIC = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 _REFERENCE_FIELDS = ("number",)
 
 
@@ -58,10 +57,8 @@ def _iban(value: str, setting: str) -> str:
     text = "".join((value or "").split()).upper()
     if not text:
         return ""
-    if not _IBAN.match(text):
+    if not IBAN_SHAPE.match(text):
         raise BrandError(setting, f"expected an IBAN such as DE89 3704 0044 0532 0130 00, got {value!r}")
-    from shared.invoicing.parties import iban_check_digits_ok
-
     if not iban_check_digits_ok(text):
         raise BrandError(setting, f"the IBAN {value!r} has wrong check digits (a typing error?)")
     return text
@@ -69,7 +66,7 @@ def _iban(value: str, setting: str) -> str:
 
 def _bic(value: str, setting: str) -> str:
     text = "".join((value or "").split()).upper()
-    if text and not _BIC.match(text):
+    if text and not BIC_SHAPE.match(text):
         raise BrandError(setting, f"expected a BIC of 8 or 11 characters such as COBADEFFXXX, got {value!r}")
     return text
 

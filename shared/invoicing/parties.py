@@ -21,8 +21,11 @@ if TYPE_CHECKING:  # pragma: no cover
 # forms, e.g. GB's 12 and FR's 11 characters, fit). Spaces, dots and dashes are dropped first.
 _VAT_ID = re.compile(r"^[A-Z]{2}[0-9A-Z]{2,13}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_IBAN = re.compile(r"^[A-Z]{2}[0-9]{2}[0-9A-Z]{10,30}$")
-_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[0-9A-Z]{2}([0-9A-Z]{3})?$")
+# The shapes both the onboarding and the Brand settings check: an IBAN is a country, two check
+# digits and 11 to 30 letters or digits (the shortest, Norway's, has 15 characters); a BIC is
+# bank (4 letters), country (2), location (2) and an optional branch (3).
+IBAN_SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[0-9A-Z]{11,30}$")
+BIC_SHAPE = re.compile(r"^[A-Z]{4}[A-Z]{2}[0-9A-Z]{2}([0-9A-Z]{3})?$")
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +61,7 @@ def iban_check_digits_ok(text: str) -> bool:
 
 def check_iban(value: str, field: str) -> str:
     text = re.sub(r"\s", "", value).upper()
-    if not _IBAN.match(text) or not iban_check_digits_ok(text):
+    if not IBAN_SHAPE.match(text) or not iban_check_digits_ok(text):
         raise InputError(f"{value!r} is not a valid IBAN", field=field)
     return text
 
@@ -167,7 +170,7 @@ def payment_from_settings(settings: "Settings") -> Payment:
         iban = check_iban(iban, "PAYMENT_IBAN") if iban else ""
     except InputError as error:
         raise SettingError("PAYMENT_IBAN", error.problem) from None
-    if bic and not _BIC.match(bic):
+    if bic and not BIC_SHAPE.match(bic):
         raise SettingError("PAYMENT_BIC", f"not a BIC (8 or 11 letters and digits): {bic!r}")
     return Payment(iban=iban, bic=bic, bank_name=(settings.get("PAYMENT_BANK_NAME") or "").strip(),
                    link=(settings.get("PAYMENT_LINK") or "").strip(),
