@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 
+from devtools.arguments import tenant_id
 from devtools.paths import from_caller
 
 
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         "ended, not offboarded before it began). A client whose month has not ended yet in its own time zone "
         "is skipped."))
     parser.add_argument("--period", help="the month to close, YYYY-MM")
-    parser.add_argument("--tenant", action="append", default=[], help="a client tenant id (repeatable)")
+    parser.add_argument("--tenant", type=tenant_id, action="append", default=[], help="a client tenant id (repeatable)")
     parser.add_argument("--report", metavar="RUN_ID", help="print the summary (or progress) of a run and exit")
     parser.add_argument("--runs", action="store_true", help="with --period: list the period's runs and exit")
     parser.add_argument("--concurrency", type=int, default=2, help="clients closed at once (default 2)")

@@ -9,6 +9,7 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.arguments import tenant_id
 from devtools.paths import from_caller
 
 
@@ -27,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     ubl = sub.add_parser("ubl", help="the archived UBL e-invoice (EN 16931) of a closed month: to --out, else stdout")
     facturx = sub.add_parser("facturx", help="the archived PDF of a closed month as a Factur-X PDF (EN 16931 XML inside)")
     for command in (preview, show, pdf, ubl, facturx):
-        command.add_argument("--tenant", required=True, help="client tenant id")
+        command.add_argument("--tenant", type=tenant_id, required=True, help="client tenant id")
         command.add_argument("--period", help="YYYY-MM (preview: default the current month in the client's zone)")
         command.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     pdf.add_argument("--out", type=from_caller, required=True, help="file to write")
@@ -38,11 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     release.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     correct = sub.add_parser("correct", help="issue the credit notes and supplementary invoices of a client's "
                              "invoiced months (the last 12, or --period) whose recomputation differs")
-    correct.add_argument("--tenant", required=True, help="client tenant id")
+    correct.add_argument("--tenant", type=tenant_id, required=True, help="client tenant id")
     correct.add_argument("--period", help="YYYY-MM: only this invoiced month")
     correct.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")
     listing = sub.add_parser("list", help="every document of a client: invoices, supplementary invoices, credit notes")
-    listing.add_argument("--tenant", required=True, help="client tenant id")
+    listing.add_argument("--tenant", type=tenant_id, required=True, help="client tenant id")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     void = sub.add_parser("void", help="void an invoice or supplementary invoice with a full credit note")
     void.add_argument("--reason", required=True, help="why, in plain words (printed on the credit note's record)")

@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import sys
 
+from devtools.arguments import tenant_id
 from devtools.paths import from_caller
 
 
@@ -18,7 +19,7 @@ def _parser() -> argparse.ArgumentParser:
                     "in use that the plan does not price, idle licenses, users holding licenses but excluded from "
                     "the per-user fee, and drift between Graph and the ledger.")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--tenant", help="the client's tenant id")
+    which.add_argument("--tenant", type=tenant_id, help="the client's tenant id")
     which.add_argument("--all", action="store_true", help="every active client tenant")
     parser.add_argument("--csv", type=from_caller, help="also write the findings to this CSV file (a row per finding)")
     parser.add_argument("--settings", type=from_caller, help="settings file (default local.settings.json)")

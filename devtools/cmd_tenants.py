@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from devtools.arguments import tenant_id
 from devtools.paths import from_caller
 
 
@@ -18,19 +19,19 @@ def _parser() -> argparse.ArgumentParser:
                      help='JSON: {"plan": {...}, "billing_contacts": [...], "address": [...], "locale": "en_US"}')
     sub.add_parser("list", help="list onboarded clients")
     remove = sub.add_parser("remove", help="offboard a client (deletes the subscription, keeps the ledger)")
-    remove.add_argument("--tenant", required=True)
+    remove.add_argument("--tenant", type=tenant_id, required=True)
     sync = sub.add_parser("sync", help="run a delta sync of a client now")
-    sync.add_argument("--tenant", required=True)
+    sync.add_argument("--tenant", type=tenant_id, required=True)
     show = sub.add_parser("show", help="print a client as stored: status, contacts, the plan with its versions")
-    show.add_argument("--tenant", required=True)
+    show.add_argument("--tenant", type=tenant_id, required=True)
     plan = sub.add_parser("plan", help="change a client's plan from a date: add or delete a plan version")
-    plan.add_argument("--tenant", required=True)
+    plan.add_argument("--tenant", type=tenant_id, required=True)
     change = plan.add_mutually_exclusive_group(required=True)
     change.add_argument("--add-version", type=from_caller, metavar="FILE",
                         help='JSON: {"effective_from": "YYYY-MM-DD", "per_user_price": "49.00", ...}')
     change.add_argument("--remove-version", metavar="YYYY-MM-DD", help="delete the version of that date (not yet in force)")
     charge = sub.add_parser("charge", help="a one-off charge (or, negative, a credit) on a month's invoice")
-    charge.add_argument("--tenant", required=True)
+    charge.add_argument("--tenant", type=tenant_id, required=True)
     charge.add_argument("--period", required=True, help="YYYY-MM: the invoice that carries it (not yet closed)")
     charge.add_argument("--description", required=True, help="the line's text, e.g. 'Server migration project'")
     charge.add_argument("--amount", required=True, help="in the plan's currency, e.g. 1200.00 or -50.00")
