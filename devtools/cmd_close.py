@@ -71,7 +71,9 @@ async def _close(app, args) -> int:
         return 2
     if args.runs:
         for header in service.runs.runs_of_period(period):
-            state = "finished" if header.get("finished_at") else f"{header.get('finished')}/{header.get('tenants_queued')} done"
+            queued = int(header.get("tenants_queued", 0))
+            state = "finished" if header.get("finished_at") else \
+                f"{queued - len(service.runs.unfinished(header['PartitionKey']))}/{queued} done"
             print(f"{header['PartitionKey']}  {header.get('trigger'):<8}  started {header.get('started')}  {state}")
         return 0
     run_id, outcomes, skipped = await service.close_by_hand(period, args.tenant or None,

@@ -117,10 +117,13 @@ class RunRepository(Protocol):
 
     def members(self, run_id: str) -> list[Record]: ...
 
+    def unfinished(self, run_id: str) -> frozenset[str]:
+        """The tenants of the run whose outcome is not recorded yet."""
+
     def runs_of_period(self, period: Period | str) -> list[Record]: ...
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
-                      failed: bool) -> RunProgress | None: ...
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue]) -> RunProgress | None:
+        """Records a tenant's outcome once; None when the run has no record."""
 
     def summary(self, header: Record) -> RunSummary | None: ...
 

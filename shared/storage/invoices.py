@@ -13,18 +13,20 @@ binary properties of at most 60,000 bytes each), so that every later step and ev
 exactly what was computed, whatever the ledger learns afterwards.
 
 Table `runs`: one partition per run (PartitionKey = run id): the header row `run` (period,
-trigger, start time, tenants queued, tenants finished, and once the last tenant has finished the
-time it finished and the summary, gzip JSON in binary chunks like the invoice) and one member row `tenant|<tenant id>` per tenant of the run with its outcome (for an invoice the run emailed,
+trigger, start time, tenants queued, and once the last tenant has finished the time it finished
+and the summary, gzip JSON in binary chunks like the invoice) and one member row
+`tenant|<tenant id>` per tenant of the run with its outcome (for an invoice the run emailed,
 with a copy of what invoice_document reads of it, so that the run's accounting files are made
 from the member rows alone).
-A tenant's outcome and the header's count are written in one transaction, so a tenant is counted
-once however often its message is retried.
+The member rows are the run's progress: a tenant's outcome is written once, by a write guarded
+by the member row's ETag, however often its message is retried; the run has finished when no
+member row is without an outcome (RunStore.unfinished).
 """
 from __future__ import annotations
 
 import json
 import threading
-import time
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -155,17 +157,25 @@ MEMBER = "tenant|"
 
 
 class RunRecordBusy(RuntimeError):
-    """Other finishers kept changing a run's record; the tenant's outcome is not counted yet."""
+    """Other writers kept changing a run's member row; the tenant's outcome is not counted yet."""
+
+
+@dataclass
+class _OpenRun:
+    """A run this process created, as it last wrote it (RunStore._open)."""
+    header: Record
+    unfinished: dict[str, Record]  # tenant id -> member row
+    finished: list[Record] = field(default_factory=list)
 
 
 class RunStore:
     def __init__(self, storage: Any, table: str = RUNS):
         self._storage, self._table_name = storage, table
-        # The runs this process created, while they go: (header, ETags of the members not finished
-        # yet) as this process last wrote them, so that finishing a member needs no read. Every
-        # member write goes with a header write, so a header ETag that still matches means the
-        # members are as known; if it does not, the transaction is refused and the rows are read.
-        self._open: dict[str, tuple[Record, dict[str, str]]] = {}
+        # The runs this process created, while they go, as this process last wrote them: finishing
+        # a member needs no read, and the last member finished here knows that the run has
+        # finished, and its members, without asking. A member row whose ETag no longer matches
+        # was written elsewhere: the copy is dropped and the rows are read.
+        self._open: dict[str, _OpenRun] = {}
         self._lock = threading.Lock()  # this process's finishers of one run take turns with those copies
 
     @property
@@ -181,12 +191,13 @@ class RunStore:
         operations = [("upsert", {"PartitionKey": run_id, "RowKey": MEMBER + m.tenant_id, "tenant_id": m.tenant_id,
                                   "name": m.name, "period": m.period, "outcome": ""}) for m in members]
         header = {"PartitionKey": run_id, "RowKey": RUN_ROW, "period": str(period), "trigger": trigger,
-                  "started": format_instant(started), "tenants_queued": len(members), "finished": 0,
-                  "failed": 0, "finished_at": ""}
+                  "started": format_instant(started), "tenants_queued": len(members), "finished_at": ""}
         if len(operations) < 100:
             etags = [str(result["etag"]) for result in self._table.submit_transaction([*operations, ("upsert", header)])]
             record = Record(header, etags[-1])
-            self._open[run_id] = (record, {m.tenant_id: etag for m, etag in zip(members, etags)})
+            with self._lock:
+                self._open[run_id] = _OpenRun(record, {m.tenant_id: Record(op[1], etag) for m, op, etag
+                                                       in zip(members, operations, etags)})
             return record
         for start in range(0, len(operations), 100):
             self._table.submit_transaction(operations[start:start + 100])
@@ -201,25 +212,40 @@ class RunStore:
                                           parameters={"pk": run_id, "low": MEMBER, "high": "tenant}"})
         return [Record.of(entity) for entity in rows]
 
+    def unfinished(self, run_id: str) -> frozenset[str]:
+        """The tenants of the run whose outcome is not recorded yet (one query of the members'
+        keys: the run has finished when it is empty)."""
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high and outcome eq @none",
+            parameters={"pk": run_id, "low": MEMBER, "high": "tenant}", "none": ""}, select=["RowKey"])
+        return frozenset(row["RowKey"][len(MEMBER):] for row in rows)
+
     def runs_of_period(self, period: Period | str) -> list[Record]:
         rows = self._table.query_entities("RowKey eq @run and period eq @period",
                                           parameters={"run": RUN_ROW, "period": str(period)})
         return sorted((Record.of(entity) for entity in rows), key=lambda r: r.get("started", ""))
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
-                      failed: bool) -> RunProgress | None:
-        """Records a tenant's outcome and counts it on the run, in one transaction guarded by
-        both rows' ETags, once: a tenant already finished in this run is left as it is.
-        None when the run has no record (its timer died between claiming and recording it)."""
-        from azure.core import MatchConditions
-        from azure.data.tables import TableTransactionError, UpdateMode
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue]) -> RunProgress | None:
+        """Records a tenant's outcome on its member row once (a write guarded by the row's ETag):
+        a tenant already finished in this run is left as it is. None when the run has no
+        record (its timer died between claiming and recording it)."""
+        from azure.core.exceptions import ResourceNotFoundError
 
-        guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
+        entity = {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome}
         with self._lock:
-            progress = self._finish_known(run_id, tenant_id, outcome, failed=failed)
-        if progress is not None:
-            return progress
-        for attempt in range(50):
+            known = self._open.get(run_id)
+            member = known.unfinished.pop(tenant_id, None) if known is not None else None
+            if known is not None and member is not None:
+                etag = merge_if_unchanged(self._table, entity, member.etag)
+                if etag is not None:
+                    known.finished.append(member.merged(outcome, etag))
+                    if not known.unfinished:
+                        del self._open[run_id]
+                        return RunProgress(known.header, counted=True, unfinished=frozenset(),
+                                           members=tuple(known.finished))
+                    return RunProgress(known.header, counted=True, unfinished=frozenset(known.unfinished))
+                del self._open[run_id]  # written elsewhere: read below
+        for _ in range(50):
             # the run's row and the member's row in one query (the SDK reads a parameter name up
             # to the next space, so the parenthesis stands apart)
             rows = {row["RowKey"]: Record.of(row) for row in self._table.query_entities(
@@ -230,52 +256,12 @@ class RunStore:
                 return None
             if member.get("outcome"):
                 return RunProgress(header, counted=False)
-            counts = {"finished": int(header.get("finished", 0)) + 1,
-                      "failed": int(header.get("failed", 0)) + (1 if failed else 0)}
             try:
-                results = self._table.submit_transaction([
-                    ("update", {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome},
-                     {**guard, "etag": member.etag}),
-                    ("update", {"PartitionKey": run_id, "RowKey": RUN_ROW, **counts},
-                     {**guard, "etag": header.etag}),
-                ])
-            except TableTransactionError:
-                time.sleep(0.01 * (attempt % 10))
-                continue
-            return RunProgress(header.merged(counts, results[1]["etag"]), counted=True)
-        raise RunRecordBusy(f"run {run_id}: the run record kept changing; tenant {tenant_id} not counted")
-
-    def _finish_known(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
-                      failed: bool) -> RunProgress | None:
-        """finish_member from this process's copies of the run's rows (None: it has none, or they
-        were stale and are dropped)."""
-        from azure.core import MatchConditions
-        from azure.data.tables import TableTransactionError, UpdateMode
-
-        guard = {"mode": UpdateMode.MERGE, "match_condition": MatchConditions.IfNotModified}
-        known = self._open.get(run_id)
-        if known is None or tenant_id not in known[1]:
-            return None
-        opened, unfinished = known
-        counts = {"finished": int(opened.get("finished", 0)) + 1,
-                  "failed": int(opened.get("failed", 0)) + (1 if failed else 0)}
-        try:
-            results = self._table.submit_transaction([
-                ("update", {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome},
-                 {**guard, "etag": unfinished[tenant_id]}),
-                ("update", {"PartitionKey": run_id, "RowKey": RUN_ROW, **counts}, {**guard, "etag": opened.etag}),
-            ])
-        except TableTransactionError:
-            self._open.pop(run_id, None)  # changed elsewhere: finish_member reads the rows
-        else:
-            opened = opened.merged(counts, results[1]["etag"])
-            remaining = {k: v for k, v in unfinished.items() if k != tenant_id}
-            if remaining:
-                self._open[run_id] = (opened, remaining)
-            else:
-                self._open.pop(run_id, None)
-            return RunProgress(opened, counted=True)
-        return None
+                if merge_if_unchanged(self._table, entity, member.etag) is not None:
+                    return RunProgress(header, counted=True)
+            except ResourceNotFoundError:
+                return None
+        raise RunRecordBusy(f"run {run_id}: the member row of tenant {tenant_id} kept changing; not counted")
 
     @staticmethod
     def summary(header: Record) -> Any:

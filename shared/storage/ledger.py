@@ -99,9 +99,22 @@ class TableLedger:
         in the previous UTC month, the read no longer pays for that month's records."""
         end = period.end(zone)
         month = E.month_key(period.day_ends(zone)[0])
-        opening = [state for state in self._snapshot(tenant_id, month).values() if not state.deleted]
-        records = [E.from_entity(row) for row in self._query(
-            tenant_id, E.RECORD + E.stamp(E.month_start(month)), E.RECORD + E.stamp(end))]
+        # The snapshot's rows and the records in one query (two RowKey ranges of the partition):
+        # "rec|..." sorts before "snap|...", so the records come first, in time order.
+        rows = self._table.query_entities(
+            "PartitionKey eq @pk and ( ( RowKey ge @rec and RowKey lt @until ) or "
+            "( RowKey ge @snap and RowKey lt @snapend ) )",
+            parameters={"pk": tenant_id, "rec": E.RECORD + E.stamp(E.month_start(month)),
+                        "until": E.RECORD + E.stamp(end), "snap": f"{E.SNAPSHOT}{month}|",
+                        "snapend": f"{E.SNAPSHOT}{month}}}"})
+        records, chunks = [], []
+        for row in rows:
+            if row["RowKey"].startswith(E.RECORD):
+                records.append(E.from_entity(row))
+            else:
+                chunks.append(row)
+        states = self._states_of(tenant_id, month, chunks) if chunks else self._build_snapshot(tenant_id, month)
+        opening = [state for state in states.values() if not state.deleted]
         opening.sort(key=lambda o: (o.at, o.user_id))
         return MonthSlice(opening=tuple(opening), records=tuple(records))
 
@@ -120,10 +133,14 @@ class TableLedger:
     def _snapshot(self, tenant_id: str, month: str) -> dict[str, Observation]:
         rows = list(self._query(tenant_id, f"{E.SNAPSHOT}{month}|", f"{E.SNAPSHOT}{month}}}"))
         if rows:
-            self._known_snapshots.add((tenant_id, month))
-            return {state.user_id: state for row in sorted(rows, key=lambda r: r["RowKey"])
-                    for state in map(E.from_row, json.loads(row["states"]))}
+            return self._states_of(tenant_id, month, rows)
         return self._build_snapshot(tenant_id, month)
+
+    def _states_of(self, tenant_id: str, month: str, rows: list[dict[str, Any]]) -> dict[str, Observation]:
+        """The users' states a stored snapshot's rows (its chunks) hold."""
+        self._known_snapshots.add((tenant_id, month))
+        return {state.user_id: state for row in sorted(rows, key=lambda r: r["RowKey"])
+                for state in map(E.from_row, json.loads(row["states"]))}
 
     def _ensure_snapshot(self, tenant_id: str, month: str) -> None:
         if (tenant_id, month) not in self._known_snapshots:

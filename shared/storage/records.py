@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Self
 
@@ -107,15 +107,17 @@ class RunMember:
     period: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunProgress:
     """What finishing a tenant did to its run."""
     header: Record
     counted: bool  # this call recorded the outcome (False: it was recorded before)
-    complete: bool = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.complete = int(self.header.get("finished", 0)) >= int(self.header.get("tenants_queued", 0))
+    # The run's tenants not finished yet when this one was, as this process knows them (it
+    # created the run and wrote every outcome since); None: not known here (RunStore.unfinished).
+    unfinished: frozenset[str] | None = None
+    # Every member row of the run as written, when this call finished the run's last member and
+    # this process wrote them all (else None: RunStore.members reads them).
+    members: tuple[Record, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -160,8 +160,7 @@ class FakeRuns:
                 {"PartitionKey": run_id, "RowKey": "tenant|" + m.tenant_id, "tenant_id": m.tenant_id, "name": m.name,
                  "period": m.period, "outcome": ""}, _etag())
         header = {"PartitionKey": run_id, "RowKey": "run", "period": str(period), "trigger": trigger,
-                  "started": started.isoformat(), "tenants_queued": len(members), "finished": 0, "failed": 0,
-                  "finished_at": ""}
+                  "started": started.isoformat(), "tenants_queued": len(members), "finished_at": ""}
         etag = _etag()
         self.table.rows[(run_id, "run")] = (header, etag)
         return Record(dict(header), etag)
@@ -177,17 +176,17 @@ class FakeRuns:
     def runs_of_period(self, period: Period | str) -> list[Record]:
         return [Record(dict(v), e) for (pk, rk), (v, e) in self.table.rows.items() if rk == "run" and v["period"] == str(period)]
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, Any], *,
-                      failed: bool) -> RunProgress | None:
+    def unfinished(self, run_id: str) -> frozenset[str]:
+        return frozenset(m["tenant_id"] for m in self.members(run_id) if not m.get("outcome"))
+
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, Any]) -> RunProgress | None:
         header, member = self.header(run_id), self.table.read(run_id, "tenant|" + tenant_id)
         if header is None or member is None:
             return None
         if member[0].get("outcome"):
             return RunProgress(header, counted=False)
         self.table.merge(run_id, "tenant|" + tenant_id, outcome, member[1])
-        counts = {"finished": int(header.get("finished", 0)) + 1, "failed": int(header.get("failed", 0)) + int(failed)}
-        etag = self.table.merge(run_id, "run", counts, header.etag)
-        return RunProgress(header.merged(counts, etag), counted=True)
+        return RunProgress(header, counted=True)
 
     def summary(self, header: Record) -> dict[str, Any] | None:
         return self.summaries.get(header.partition_key) if header.get("finished_at") else None

@@ -14,12 +14,14 @@ import calendar
 import json
 import logging
 import secrets
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from shared.billing import Period
 from shared.billing.money import format_money
@@ -180,18 +182,45 @@ class RunReports:
         `corrections(tenant_id, period)`: the correcting documents' rows of a client's month."""
         self.runs, self.invoices, self.archive, self.now = runs, invoices, archive, clock
         self.exports, self.corrections = exports, corrections
+        self._here: dict[tuple[str, str], int] = {}  # (run, tenant) -> closes of it going on in this process
+        self._here_lock = threading.Lock()
+
+    @contextmanager
+    def closing_here(self, run_id: str, tenant_ids: Iterable[str]) -> Iterator[None]:
+        """Marks these tenants of the run as being closed by this process until the block ends:
+        each of them finishes here (finish) after the others that see it still going."""
+        keys = [(run_id, tenant_id) for tenant_id in tenant_ids]
+        with self._here_lock:
+            for key in keys:
+                self._here[key] = self._here.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            with self._here_lock:
+                for key in keys:
+                    if self._here[key] <= 1:
+                        del self._here[key]
+                    else:
+                        self._here[key] -= 1
 
     def finish(self, run_id: str, outcome: TenantOutcome) -> RunSummary | None:
-        """Counts the outcome on its run; returns the run's summary if this finished the run."""
+        """Counts the outcome on its run; returns the run's summary if this finished the run.
+        The run has finished when none of its tenants is left without an outcome. Every tenant
+        asks after recording its own, so the last one recorded sees it; a tenant that knows the
+        ones left are still being closed by this process leaves the question to them."""
         try:
-            progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()),
-                                               failed=outcome.kind == FAILED_OUTCOME)
+            progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()))
             if progress is None:
                 log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
                             run_id, outcome.name)
                 return None
-            if progress.complete and not progress.header.get("finished_at"):
-                return self.finish_run(run_id, progress.header)
+            if progress.header.get("finished_at"):
+                return None
+            left = progress.unfinished
+            if left is None or any((run_id, tenant_id) not in self._here for tenant_id in left):
+                left = self.runs.unfinished(run_id)
+            if not left:
+                return self.finish_run(run_id, progress.header, progress.members)
         except Exception as error:  # noqa: BLE001 - the invoice is done; the report can be redone
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
@@ -211,16 +240,18 @@ class RunReports:
                 issued += [invoice_document(row) for row in rows if row.get("number") == correction["number"]]
         return issued
 
-    def finish_run(self, run_id: str, header: Record | None = None) -> RunSummary | None:
+    def finish_run(self, run_id: str, header: Record | None = None,
+                   members: Sequence[Record] | None = None) -> RunSummary | None:
         """Writes the run's CSV and stores and logs its summary, once every tenant of the run has
         finished (again if a finisher died in between). Returns the summary, or None while the
-        run is still going. `header`: the run's header as the caller has just written it."""
+        run is still going. `header`: the run's header as the caller has just read or written
+        it; `members`: its member rows, as the caller knows them."""
         header, done = (header, None) if header is not None else self._stored(run_id)
         if header is None or done is not None:
             return done
-        if int(header.get("finished", 0)) < int(header.get("tenants_queued", 0)):
+        members = list(members) if members is not None else self.runs.members(run_id)
+        if any(not member.get("outcome") for member in members):
             return None
-        members = self.runs.members(run_id)
         period = Period.parse(header["period"])
         documents, invoices = [], []
         for member in members:
@@ -285,7 +316,7 @@ class RunReports:
         members = self.runs.members(run_id)
         return {"run_id": run_id, "period": header.get("period"), "trigger": header.get("trigger"),
                 "started": header.get("started"), "tenants": int(header.get("tenants_queued", 0)),
-                "finished": int(header.get("finished", 0)),
+                "finished": sum(1 for m in members if m.get("outcome")),
                 "pending": [m.get("name") or m["tenant_id"] for m in members if not m.get("outcome")]}
 
     def _stored(self, run_id: str) -> tuple[Record | None, RunSummary | None]:

@@ -270,7 +270,13 @@ class CloseService:
         logs its sentence and counts it on its run. Raises on failure after recording it.
         `tenant`: the client as the caller has just read it (else it is read once, when needed)."""
         period = Period.parse(period) if isinstance(period, str) else period
-        known = Known(tenant=tenant)
+        if run_id is None:
+            return await self._close_and_count(tenant_id, period, None, attempt, max_attempts, Known(tenant=tenant))
+        with self.reports.closing_here(run_id, [tenant_id]):
+            return await self._close_and_count(tenant_id, period, run_id, attempt, max_attempts, Known(tenant=tenant))
+
+    async def _close_and_count(self, tenant_id: str, period: Period, run_id: str | None, attempt: int,
+                               max_attempts: int, known: Known) -> TenantOutcome:
         try:
             outcome = await self._close(tenant_id, period, run_id, known)
         except Exception as error:
@@ -644,5 +650,6 @@ class CloseService:
                     outcomes.append(TenantOutcome(tenant.tenant_id, tenant.name, period, FAILED_OUTCOME,
                                                   f"{tenant.name}: failed: {describe(error)}", reason=describe(error)))
 
-        await asyncio.gather(*(one(t) for t in ready))
+        with self.reports.closing_here(run_id, [t.tenant_id for t in ready]):  # each finishes here
+            await asyncio.gather(*(one(t) for t in ready))
         return run_id, outcomes, skipped

@@ -1,0 +1,116 @@
+"""A run's progress on Azurite, as several processes finish its clients: each outcome counted
+once, the run finished once every client has one, and exactly one summary, whichever process
+finishes which client and in what order."""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from shared.billing import Period
+from shared.services.close.reports import EMAILED_OUTCOME, FAILED_OUTCOME, RunReports, TenantOutcome
+from shared.settings import Settings
+from shared.storage.account import Storage
+from shared.storage.archive import InvoiceArchive
+from shared.storage.invoices import InvoiceStore, RunMember, RunStore
+
+OCTOBER = Period(2026, 10)
+NOW = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
+
+
+class Process:
+    """What one Functions worker process holds: its own storage clients and run bookkeeping."""
+
+    def __init__(self, connection_string: str):
+        storage = Storage(Settings({"AzureWebJobsStorage": connection_string}))
+        self.runs = RunStore(storage)
+        self.reports = RunReports(runs=self.runs, invoices=InvoiceStore(storage),
+                                  archive=InvoiceArchive(storage, "invoices"), clock=lambda: NOW,
+                                  exports=lambda period, run_id, documents: {})
+
+    def finish(self, run_id: str, tenant_id: str, kind=EMAILED_OUTCOME):
+        outcome = TenantOutcome(tenant_id, f"Client {tenant_id}", OCTOBER, kind, f"{tenant_id}: {kind}.",
+                                reason="no contact" if kind == FAILED_OUTCOME else "")
+        return self.reports.finish(run_id, outcome)
+
+
+@pytest.fixture
+def two(azurite):
+    return Process(azurite.connection_string), Process(azurite.connection_string)
+
+
+def new_run(process: Process, tenants: list[str]) -> str:
+    run_id = f"run-{uuid.uuid4().hex[:10]}"
+    process.runs.create(run_id, OCTOBER, "timer", NOW, [RunMember(t, f"Client {t}", str(OCTOBER)) for t in tenants])
+    return run_id
+
+
+def test_a_run_finishes_when_its_last_client_does_whichever_process_closed_the_others(two, caplog):
+    creator, other = two
+    run_id = new_run(creator, ["a", "b", "c"])
+    caplog.set_level(logging.INFO, logger="prorata.close")
+    assert other.finish(run_id, "b") is None          # another process first
+    assert creator.finish(run_id, "a") is None        # the creator's copy does not know b finished: it asks
+    summary = creator.finish(run_id, "c", FAILED_OUTCOME)
+    assert summary is not None and summary["emailed"] == 2 and summary["failed"] == 1
+    assert creator.reports.run_report(run_id) == summary
+    assert sum("Run " + run_id in r.getMessage() for r in caplog.records) == 1  # summarised once
+
+
+def test_the_creators_last_client_finishes_the_run_even_when_another_process_finished_one_after_it_started(two):
+    creator, other = two
+    run_id = new_run(creator, ["a", "b"])
+    assert creator.finish(run_id, "a") is None
+    summary = other.finish(run_id, "b")               # the last one, elsewhere: it reads the members
+    assert summary is not None and summary["tenants"] == 2 and summary["emailed"] == 2
+
+
+def test_a_client_finished_twice_is_counted_once_even_by_the_process_holding_the_old_copy(two):
+    creator, other = two
+    run_id = new_run(creator, ["a", "b"])
+    assert other.finish(run_id, "a") is None
+    assert creator.finish(run_id, "a", FAILED_OUTCOME) is None  # a retry: its copy is stale, nothing changes
+    assert [m.get("outcome") for m in creator.runs.members(run_id) if m["tenant_id"] == "a"] == ["emailed"]
+    assert creator.runs.unfinished(run_id) == frozenset({"b"})
+    summary = creator.finish(run_id, "b")
+    assert summary is not None and summary["emailed"] == 2 and summary["failed"] == 0
+
+
+def test_clients_still_being_closed_in_this_process_leave_the_question_to_the_last_of_them(two):
+    creator, _ = two
+    run_id = new_run(creator, ["a", "b", "c"])
+    asked = []
+    unfinished = creator.runs.unfinished
+    creator.runs.unfinished = lambda run: asked.append(run) or unfinished(run)  # type: ignore[method-assign]
+    with creator.reports.closing_here(run_id, ["a", "b", "c"]):
+        assert creator.finish(run_id, "a") is None
+        assert creator.finish(run_id, "b") is None
+        summary = creator.finish(run_id, "c")
+    assert summary is not None and summary["emailed"] == 3
+    assert asked == []  # each knew from its own writes where the run stood
+
+
+def test_many_finishers_in_two_processes_at_once_give_one_summary_with_every_client(two, caplog):
+    creator, other = two
+    tenants = [f"t{n:02d}" for n in range(16)]
+    run_id = new_run(creator, tenants)
+    caplog.set_level(logging.INFO, logger="prorata.close")
+    summaries = []
+
+    def finish(process, tenant_id):
+        result = process.finish(run_id, tenant_id)
+        if result is not None:
+            summaries.append(result)
+
+    threads = [threading.Thread(target=finish, args=(creator if n % 2 else other, t)) for n, t in enumerate(tenants)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert summaries and all(s == summaries[0] for s in summaries)
+    assert summaries[0]["emailed"] == 16 and summaries[0]["tenants"] == 16
+    assert creator.runs.unfinished(run_id) == frozenset()
+    assert sum("Run " + run_id in r.getMessage() for r in caplog.records) == 1
