@@ -18,11 +18,15 @@ def text(value: str) -> str:
     return "'" + value if value[:1] in _FORMULA_STARTS else value
 
 
+def csv_lines(rows: Iterable[Sequence[str | int]]) -> bytes:
+    """Rows as UTF-8 CSV lines, each ending CRLF: a file is its header's line and its rows' lines,
+    so lines written apart (a document's, ahead of its file) join into the same bytes."""
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str | int]], *, byte_order_mark: bool) -> bytes:
     """UTF-8 CSV (with a byte-order mark if asked: spreadsheets then read accents right; Xero
     would take one for part of its first column's name)."""
-    out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return (b"\xef\xbb\xbf" if byte_order_mark else b"") + out.getvalue().encode("utf-8")
+    return (b"\xef\xbb\xbf" if byte_order_mark else b"") + csv_lines([header, *rows])

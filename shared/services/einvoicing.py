@@ -30,6 +30,7 @@ from shared.invoicing.parties import Party, Payment, SettingError, payment_from_
 if TYPE_CHECKING:  # pragma: no cover
     from shared.billing import Period
     from shared.invoicing.document import InvoiceDocument
+    from shared.invoicing.exports.accounting import AccountingCodes
     from shared.settings import Settings
 
 log = logging.getLogger("prorata.close")
@@ -65,6 +66,8 @@ class EInvoicing:
         self.settings = settings
         self._seller: Party | None = None
         self._payment: Payment | None = None
+        self._codes: AccountingCodes | None = None
+        self._lines: dict[tuple[str, ...], AccountingLines] = {}  # by number, kind, total, date: oldest first
 
     def _parties(self) -> tuple[Party, Payment]:
         if self._seller is None or self._payment is None:
@@ -117,27 +120,56 @@ class EInvoicing:
     def accounting_files(self, period: str, run_id: str, documents: Iterable["InvoiceDocument"]) -> dict[str, bytes]:
         """{blob name: CSV} of the Xero and QuickBooks imports of the documents, per currency;
         a file only where it has a document."""
-        from shared.invoicing.exports.accounting import AccountingCodes
-        from shared.invoicing.exports.quickbooks import quickbooks_csvs
-        from shared.invoicing.exports.xero import xero_credit_note_csvs, xero_csvs
+        from shared.invoicing.exports.accounting import by_currency, join_csv
+        from shared.invoicing.exports.quickbooks import QUICKBOOKS_COLUMNS
+        from shared.invoicing.exports.xero import XERO_COLUMNS, XERO_CREDIT_NOTE_COLUMNS
 
-        documents = list(documents)
-        # Credit notes go to Xero's credit-note import only; QuickBooks Online's invoice import
-        # makes no credit memos. Supplementary invoices are invoices: in both invoice files.
-        credit_notes = [document for document in documents if document.kind == "credit_note"]
-        invoices = [document for document in documents if document.kind != "credit_note"]
-        codes = AccountingCodes.from_settings(self.settings)
-        xero, credits, quickbooks = (xero_csvs(invoices, codes), xero_credit_note_csvs(credit_notes, codes),
-                                     quickbooks_csvs(invoices, codes))
         files: dict[str, bytes] = {}
-        for currency in sorted({*xero, *credits}):
+        for currency, group in by_currency(documents).items():
+            # Credit notes go to Xero's credit-note import only; QuickBooks Online's invoice import
+            # makes no credit memos. Supplementary invoices are invoices: in both invoice files.
+            lines = [(document.kind == "credit_note", self.accounting_lines(document)) for document in group]
             paths = export_paths(period, run_id, currency)
-            for name, data in ((paths.xero_invoices, xero.get(currency)),
-                               (paths.xero_credit_notes, credits.get(currency)),
-                               (paths.quickbooks_invoices, quickbooks.get(currency))):
-                if data is not None:
-                    files[name] = data
+            invoices = [made for credit, made in lines if not credit]
+            credits = [made.xero for credit, made in lines if credit]
+            if invoices:
+                files[paths.xero_invoices] = join_csv(XERO_COLUMNS, (made.xero for made in invoices))
+            if credits:
+                files[paths.xero_credit_notes] = join_csv(XERO_CREDIT_NOTE_COLUMNS, credits)
+            if invoices:
+                files[paths.quickbooks_invoices] = join_csv(QUICKBOOKS_COLUMNS, (made.quickbooks for made in invoices))
         return files
+
+    def accounting_lines(self, document: "InvoiceDocument") -> "AccountingLines":
+        """The document's rows in the Xero and QuickBooks files, written once per process: an
+        issued document never changes and its number is its own, so a close writes them while
+        other invoices render and the run's files only join them (a few hundred kept)."""
+        from shared.invoicing.exports.accounting import AccountingCodes
+        from shared.invoicing.exports.quickbooks import document_lines as quickbooks_lines
+        from shared.invoicing.exports.xero import document_lines as xero_lines
+
+        key = (document.number, document.kind, str(document.invoice.total), document.issued_on.isoformat())
+        made = self._lines.get(key)
+        if made is None:
+            if self._codes is None:
+                self._codes = AccountingCodes.from_settings(self.settings)
+            made = AccountingLines(xero_lines(document, self._codes),
+                                   b"" if document.kind == "credit_note" else quickbooks_lines(document, self._codes))
+            self._lines[key] = made
+            while len(self._lines) > _LINES_KEPT:
+                self._lines.pop(next(iter(self._lines)))
+        return made
+
+
+class AccountingLines(NamedTuple):
+    """A document's rows as CSV lines of its Xero file and of its QuickBooks file (none for a
+    credit note)."""
+
+    xero: bytes
+    quickbooks: bytes
+
+
+_LINES_KEPT = 512
 
 
 def archived_ubl(invoices: Any, archive: Any, tenant_id: str, period: "Period") -> tuple[str, bytes]:

@@ -217,3 +217,16 @@ def test_a_one_off_charge_is_described_by_its_text_without_days_in_the_import_fi
     doc = replace(doc, invoice=with_charges(doc.invoice, [charge]))
     assert rows(xero_csvs([doc], CODES)["EUR"])[-1]["*Description"] == "Server migration — One-off"
     assert rows(quickbooks_csvs([doc], CODES)["EUR"])[-1]["Item Description"] == "Server migration — One-off"
+
+
+def test_a_runs_files_from_lines_written_while_other_invoices_render_are_the_files_written_at_once():
+    ahead, at_once = EInvoicing(Settings({})), EInvoicing(Settings({}))
+    documents = [document([("Ann", 1, [])]), replace(document(crowd(30), number="INV-2026-00051"),
+                                                     kind="supplementary_invoice"), credit_note_as_stored()]
+    for each in documents:
+        ahead.accounting_lines(each)
+    assert ahead.accounting_files("2026-11", "r3", documents) == at_once.accounting_files("2026-11", "r3", documents)
+    # a different document under a number seen before (never in production: an issued document
+    # never changes) is written from its own lines, not from the earlier one's
+    changed = replace(documents[0], invoice=replace(documents[0].invoice, total=documents[0].invoice.total + 1))
+    assert ahead.accounting_lines(changed) != ahead.accounting_lines(documents[0])

@@ -11,7 +11,7 @@ from shared.billing.holdings import CHARGE_ITEM
 from shared.billing.invoice import Invoice, InvoiceLine
 from shared.billing.money import minor_units
 from shared.invoicing.document import InvoiceDocument
-from shared.spreadsheet import csv_bytes
+from shared.spreadsheet import csv_lines
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.settings import Settings
@@ -88,10 +88,11 @@ def describe_line(line: InvoiceLine, days_in_period: int, item_name: str) -> str
     return f"{line.display_name} ({display_address(line.user_principal_name)}) — {item_name}, {line.days}/{days_in_period} days"
 
 
-def write_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
-    """UTF-8 without a byte-order mark (a BOM would become part of the first column's name in
+def join_csv(header: Sequence[str], parts: Iterable[bytes]) -> bytes:
+    """An import file from its header and its documents' lines, each written apart (csv_lines):
+    UTF-8 without a byte-order mark (a BOM would become part of the first column's name in
     Xero), RFC 4180 quoting, CRLF line ends (shared/spreadsheet.py)."""
-    return csv_bytes(header, rows, byte_order_mark=False)
+    return csv_lines([header]) + b"".join(parts)
 
 
 def by_currency(documents: Iterable[InvoiceDocument]) -> dict[str, list[InvoiceDocument]]:

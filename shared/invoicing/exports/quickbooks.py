@@ -20,9 +20,10 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, by_currency, describe_line, line_taxes, write_csv,
+    AccountingCodes, by_currency, describe_line, join_csv, line_taxes,
 )
 from shared.invoicing.render import item_label
+from shared.spreadsheet import csv_lines
 from shared.spreadsheet import text as spreadsheet_safe
 
 QUICKBOOKS_COLUMNS: tuple[str, ...] = (
@@ -49,8 +50,12 @@ def _rows(document: InvoiceDocument, codes: AccountingCodes) -> list[list[str]]:
     return rows
 
 
+def document_lines(document: InvoiceDocument, codes: AccountingCodes) -> bytes:
+    """The invoice's rows as CSV lines of its QuickBooks file."""
+    return csv_lines(_rows(document, codes))
+
+
 def quickbooks_csvs(invoices: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes}, a row per invoice line."""
-    return {currency: write_csv(QUICKBOOKS_COLUMNS, [row for document in documents
-                                                      for row in _rows(document, codes)])
+    return {currency: join_csv(QUICKBOOKS_COLUMNS, (document_lines(d, codes) for d in documents))
             for currency, documents in by_currency(invoices).items()}

@@ -30,9 +30,10 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, by_currency, describe_line, line_taxes, write_csv,
+    AccountingCodes, by_currency, describe_line, join_csv, line_taxes,
 )
 from shared.invoicing.render import item_label
+from shared.spreadsheet import csv_lines
 from shared.spreadsheet import text as spreadsheet_safe
 
 _CONTACT = ("*ContactName", "EmailAddress", "POAddressLine1", "POAddressLine2", "POAddressLine3",
@@ -97,16 +98,21 @@ def _credited(document: InvoiceDocument) -> InvoiceDocument:
                                              tax=abs(invoice.tax), total=abs(invoice.total)))
 
 
-def _csvs(documents: Iterable[InvoiceDocument], codes: AccountingCodes, form: _Form) -> dict[str, bytes]:
-    return {currency: write_csv(form.columns, [row for document in group for row in _rows(document, codes, form)])
-            for currency, group in by_currency(documents).items()}
+def document_lines(document: InvoiceDocument, codes: AccountingCodes) -> bytes:
+    """The document's rows as CSV lines of its Xero file: an invoice's in the sales-invoice
+    template, a credit note's in the credit-note template (the amounts credited, positive)."""
+    if document.kind == "credit_note":
+        return csv_lines(_rows(_credited(document), codes, CREDIT_NOTE_FORM))
+    return csv_lines(_rows(document, codes, INVOICE_FORM))
 
 
 def xero_csvs(invoices: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes} of Xero's sales-invoice import."""
-    return _csvs(invoices, codes, INVOICE_FORM)
+    return {currency: join_csv(XERO_COLUMNS, (document_lines(d, codes) for d in group))
+            for currency, group in by_currency(invoices).items()}
 
 
 def xero_credit_note_csvs(credit_notes: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes} of Xero's credit-note import, the amounts credited positive."""
-    return _csvs((_credited(document) for document in credit_notes), codes, CREDIT_NOTE_FORM)
+    return {currency: join_csv(XERO_CREDIT_NOTE_COLUMNS, (document_lines(d, codes) for d in group))
+            for currency, group in by_currency(credit_notes).items()}

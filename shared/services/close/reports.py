@@ -52,6 +52,9 @@ EMAILED_OUTCOME, NOTHING_OUTCOME, ALREADY_OUTCOME, FAILED_OUTCOME, HELD_OUTCOME 
     Outcome.EMAILED, Outcome.NOTHING_TO_BILL, Outcome.ALREADY_CLOSED, Outcome.FAILED, Outcome.HELD)
 
 
+_EMAILED_KEPT = 512
+
+
 def month_label(period: Period) -> str:
     return f"{calendar.month_name[period.month]} {period.year}"
 
@@ -96,6 +99,7 @@ class TenantOutcome:
     reason: str = ""
     corrections: list[dict[str, Any]] = field(default_factory=list)  # documents issued with this close
     document: dict[str, TableValue] = field(default_factory=dict)  # an emailed invoice: for the run's files
+    invoice: InvoiceDocument | None = None  # that invoice's document, as its close unpacked it (not stored)
 
     def member_fields(self, now: datetime) -> dict[str, TableValue]:
         return {**self.document, "outcome": str(self.kind), "sentence": self.sentence, "users": self.users,
@@ -177,11 +181,16 @@ class RunReports:
 
     def __init__(self, *, runs: RunRepository, invoices: InvoiceRepository, archive: Archive, clock: Clock,
                  exports: Callable[[str, str, list[InvoiceDocument]], dict[str, bytes]],
-                 corrections: Callable[[str, str], Sequence[Record]] | None = None):
+                 corrections: Callable[[str, str], Sequence[Record]] | None = None,
+                 prepare: Callable[[InvoiceDocument], object] | None = None):
         """`exports(period, run_id, documents)`: {blob name: bytes} of the run's accounting files;
-        `corrections(tenant_id, period)`: the correcting documents' rows of a client's month."""
+        `corrections(tenant_id, period)`: the correcting documents' rows of a client's month;
+        `prepare(document)`: does ahead, for an emailed invoice, what `exports` will need of it."""
         self.runs, self.invoices, self.archive, self.now = runs, invoices, archive, clock
-        self.exports, self.corrections = exports, corrections
+        self.exports, self.corrections, self.prepare = exports, corrections, prepare
+        # The invoices this process emailed lately, by number: the run's files take them from here
+        # instead of unpacking them from the member rows again (an issued invoice never changes).
+        self._emailed: dict[str, InvoiceDocument] = {}
         self._here: dict[tuple[str, str], int] = {}  # (run, tenant) -> closes of it going on in this process
         self._here_lock = threading.Lock()
 
@@ -209,6 +218,8 @@ class RunReports:
         asks after recording its own, so the last one recorded sees it; a tenant that knows the
         ones left are still being closed by this process leaves the question to them."""
         try:
+            if outcome.invoice is not None and outcome.kind == EMAILED_OUTCOME:
+                self._keep(outcome.invoice)
             progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()))
             if progress is None:
                 log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
@@ -225,6 +236,20 @@ class RunReports:
             log.error("Run %s: could not record the outcome of %s (%s); ./dev close --report %s shows the run.",
                       run_id, outcome.name, describe(error), run_id)
         return None
+
+    def _keep(self, document: InvoiceDocument) -> None:
+        """An emailed invoice, ready for its run's files while other invoices still render."""
+        if self.prepare is not None:
+            self.prepare(document)
+        self._emailed[document.number] = document
+        while len(self._emailed) > _EMAILED_KEPT:
+            self._emailed.pop(next(iter(self._emailed)))
+
+    def _document_of(self, row: Record) -> InvoiceDocument:
+        known = self._emailed.get(str(row.get("number")))
+        if known is not None and str(known.invoice.total) == row.get("total"):
+            return known
+        return invoice_document(row)
 
     def _issued_corrections(self, members: list[Record]) -> list[InvoiceDocument]:
         """The correcting documents this run issued (each is reported by the one close that
@@ -262,7 +287,7 @@ class RunReports:
                 self.invoices.get(member["tenant_id"], member.get("period") or period)
             if row is None or not row.get("number"):
                 continue
-            documents.append(invoice_document(row))
+            documents.append(self._document_of(row))
             invoices.append({"tenant_id": member["tenant_id"], "name": member.get("name"), "number": row["number"],
                              "currency": row.get("currency"), "total": row.get("total"), "users": int(row.get("users", 0)),
                              "lines": int(row.get("lines", 0))})

@@ -137,7 +137,8 @@ class CloseService:
         self.reports = RunReports(runs=runs, invoices=invoices, archive=archive, clock=clock,
                                   exports=lambda period, run_id, documents: self.einvoicing.accounting_files(
                                       period, run_id, documents),
-                                  corrections=self._correction_rows if corrections else None)
+                                  corrections=self._correction_rows if corrections else None,
+                                  prepare=lambda document: self.einvoicing.accounting_lines(document))
         self.steps: dict[Action, StepFunction] = {
             Action.COMPUTE: self._compute, Action.NUMBER: self._number, Action.RENDER: self._render,
             Action.STORE: self._store, Action.DRAFT: self._draft, Action.SEND: self._send}
@@ -381,7 +382,11 @@ class CloseService:
                 await self.runner.run(work, self.steps)
             except Raced:
                 continue  # another runner computed it first: wait for it (acquire) or find it finished
-            return outcome_of(work.row, period, already=False)
+            outcome = outcome_of(work.row, period, already=False)
+            if outcome.kind == EMAILED_OUTCOME and work.document is not None and \
+                    work.document.number == outcome.number:
+                outcome.invoice = work.document
+            return outcome
         raise CloseBusy(f"other closes of this client's {month_label(period)} kept starting")
 
     @staticmethod
@@ -478,7 +483,7 @@ class CloseService:
             work.pdf, _ = await self._render_pdf(work)
         row = work.row
         name = pdf_path(str(row.get("period") or row.period), row.tenant_id, row.number)  # a correction: its month
-        stored = await asyncio.to_thread(self.archive.put_once, name, work.pdf)
+        stored = self.archive.put_once(name, work.pdf)
         if not stored.created:
             log.info("Invoice %s: the PDF stored by an earlier attempt is kept.", row.number)
         else:
