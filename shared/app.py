@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from shared.services.close import CloseService
     from shared.services.corrections import CorrectionService
     from shared.services.documents import Documents
+    from shared.services.einvoicing import EInvoicing
     from shared.services.notifications import GroupCommit, SubscriptionCache
     from shared.services.onboarding import Onboarding
     from shared.services.reconcile import Reconciler
@@ -94,6 +95,13 @@ class Prorata:
     def invoices(self) -> InvoiceStore:
         from shared.storage.invoices import InvoiceStore
         return InvoiceStore(self.storage)
+
+    @cached_property
+    def einvoicing(self) -> EInvoicing:
+        """E-invoices and accounting files: one per process, so that the import files' lines an
+        invoice's close wrote are there for the close that finishes its run."""
+        from shared.services.einvoicing import EInvoicing
+        return EInvoicing(self.settings)
 
     @cached_property
     def runs(self) -> RunStore:
@@ -234,7 +242,8 @@ class Prorata:
                             mailer=mailer, brand=brand, reconciler=self.reconciler, clock=self.now,
                             after_step=after_step, lease_ttl=LEASE_TTL if lease_ttl is None else lease_ttl,
                             busy_wait=BUSY_WAIT_SECONDS if busy_wait is None else busy_wait,
-                            corrections=None if documents else corrections, charges=self.charges)
+                            corrections=None if documents else corrections, charges=self.charges,
+                            einvoicing=lambda: self.einvoicing)
 
     def document_service(self, *, graph: GraphPort | None = None) -> Documents:
         """Every document of a client: list, void, re-issue, re-send (shared/services/documents.py)."""

@@ -122,7 +122,7 @@ class CloseService:
                  reconciler: Reconciler, clock: Clock, after_step: Callable[[str], None] | None = None,
                  lease_ttl: timedelta = LEASE_TTL, busy_wait: float = BUSY_WAIT_SECONDS,
                  corrections: Callable[[], CorrectionService] | None = None,
-                 charges: ChargeRepository | None = None):
+                 charges: ChargeRepository | None = None, einvoicing: Callable[[], EInvoicing] | None = None):
         self.settings, self.tenants, self.ledger = settings, tenants, ledger
         self.invoices, self.runs, self.archive, self.queues = invoices, runs, archive, queues
         self.reconciler, self.now = reconciler, clock
@@ -133,6 +133,8 @@ class CloseService:
         self._mailer: Mailer | None = None
         self._brand: Brand | None = None
         self._einvoicing: EInvoicing | None = None
+        # the process's e-invoicing and accounting files (their lines are kept across closes)
+        self._einvoicing_factory = einvoicing or (lambda: EInvoicing(self.settings))
         self.runner = StepRunner(invoices, clock, lease_ttl=lease_ttl, busy_wait=busy_wait, after_step=after_step)
         self.reports = RunReports(runs=runs, invoices=invoices, archive=archive, clock=clock,
                                   exports=lambda period, run_id, documents: self.einvoicing.accounting_files(
@@ -159,7 +161,7 @@ class CloseService:
     @property
     def einvoicing(self) -> EInvoicing:
         if self._einvoicing is None:
-            self._einvoicing = EInvoicing(self.settings)
+            self._einvoicing = self._einvoicing_factory()
         return self._einvoicing
 
     @property
