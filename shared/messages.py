@@ -85,17 +85,25 @@ def sync_requests(message: Mapping[str, object]) -> list[SyncRequest]:
 
 @dataclass(frozen=True)
 class CloseRequest:
-    """Close one client's month (`period` YYYY-MM), counted on run `run_id` if there is one."""
+    """Close one client's month (`period` YYYY-MM), counted on run `run_id` if there is one;
+    `member_etag`: the ETag of the client's member row as the run was created (its outcome is
+    then written without reading the run first)."""
     tenant_id: str
     period: str
     run_id: str | None = None
+    member_etag: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> "CloseRequest":
         tenant_id, period, run_id = data.get("tenant_id"), data.get("period"), data.get("run_id")
+        etag = data.get("member_etag")
         if not isinstance(tenant_id, str) or not tenant_id or not isinstance(period, str):
             raise BadMessage(f"close message without tenant_id and period: {dict(data)!r}")
-        return cls(tenant_id, period, run_id if isinstance(run_id, str) and run_id else None)
+        return cls(tenant_id, period, run_id if isinstance(run_id, str) and run_id else None,
+                   etag if isinstance(etag, str) and etag else None)
 
     def to_json(self) -> JsonObject:
-        return {"tenant_id": self.tenant_id, "period": self.period, "run_id": self.run_id or ""}
+        data: JsonObject = {"tenant_id": self.tenant_id, "period": self.period, "run_id": self.run_id or ""}
+        if self.member_etag:
+            data["member_etag"] = self.member_etag
+        return data

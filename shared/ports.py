@@ -122,8 +122,14 @@ class RunRepository(Protocol):
 
     def runs_of_period(self, period: Period | str) -> list[Record]: ...
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue]) -> RunProgress | None:
-        """Records a tenant's outcome once; None when the run has no record."""
+    def member_etag(self, run_id: str, tenant_id: str) -> str | None:
+        """The ETag of the tenant's member row, when this process created the run and has not
+        finished the tenant yet (else None)."""
+
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
+                      etag: str | None = None) -> RunProgress | None:
+        """Records a tenant's outcome once (`etag`: the member row's, as the run was created);
+        None when the run has no record."""
 
     def summary(self, header: Record) -> RunSummary | None: ...
 

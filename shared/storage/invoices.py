@@ -225,10 +225,18 @@ class RunStore:
                                           parameters={"run": RUN_ROW, "period": str(period)})
         return sorted((Record.of(entity) for entity in rows), key=lambda r: r.get("started", ""))
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue]) -> RunProgress | None:
-        """Records a tenant's outcome on its member row once (a write guarded by the row's ETag):
-        a tenant already finished in this run is left as it is. None when the run has no
-        record (its timer died between claiming and recording it)."""
+    def member_etag(self, run_id: str, tenant_id: str) -> str | None:
+        with self._lock:
+            known = self._open.get(run_id)
+            member = known.unfinished.get(tenant_id) if known is not None else None
+            return member.etag if member is not None else None
+
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, TableValue], *,
+                      etag: str | None = None) -> RunProgress | None:
+        """Records a tenant's outcome on its member row once (a write guarded by the row's ETag:
+        this process's copy's, else `etag`, the row's as the run was created, else read): a
+        tenant already finished in this run is left as it is. None when the run has no record
+        (its timer died between claiming and recording it)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         entity = {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome}
@@ -245,6 +253,12 @@ class RunStore:
                                            members=tuple(known.finished))
                     return RunProgress(known.header, counted=True, unfinished=frozenset(known.unfinished))
                 del self._open[run_id]  # written elsewhere: read below
+            elif etag:
+                try:
+                    if merge_if_unchanged(self._table, entity, etag) is not None:
+                        return RunProgress(None, counted=True)
+                except ResourceNotFoundError:
+                    return None
         for _ in range(50):
             # the run's row and the member's row in one query (the SDK reads a parameter name up
             # to the next space, so the parenthesis stands apart)

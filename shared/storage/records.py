@@ -110,7 +110,7 @@ class RunMember:
 @dataclass(frozen=True)
 class RunProgress:
     """What finishing a tenant did to its run."""
-    header: Record
+    header: Record | None  # the run's header as read or created here (None: not read)
     counted: bool  # this call recorded the outcome (False: it was recorded before)
     # The run's tenants not finished yet when this one was, as this process knows them (it
     # created the run and wrote every outcome since); None: not known here (RunStore.unfinished).

@@ -114,3 +114,24 @@ def test_many_finishers_in_two_processes_at_once_give_one_summary_with_every_cli
     assert summaries[0]["emailed"] == 16 and summaries[0]["tenants"] == 16
     assert creator.runs.unfinished(run_id) == frozenset()
     assert sum("Run " + run_id in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_client_closed_from_its_queue_message_is_counted_with_the_etag_the_message_carried(two):
+    creator, worker = two
+    run_id = new_run(creator, ["a", "b"])
+    etags = {t: creator.runs.member_etag(run_id, t) for t in ("a", "b")}
+    assert all(etags.values())
+    outcome = TenantOutcome("a", "Client a", OCTOBER, EMAILED_OUTCOME, "a: emailed.")
+    assert worker.reports.finish(run_id, outcome, etags["a"]) is None
+    retried = TenantOutcome("a", "Client a", OCTOBER, FAILED_OUTCOME, "a: failed.", reason="late retry")
+    assert worker.reports.finish(run_id, retried, etags["a"]) is None  # the ETag is spent: counted once
+    summary = worker.reports.finish(run_id, TenantOutcome("b", "Client b", OCTOBER, EMAILED_OUTCOME, "b."), etags["b"])
+    assert summary is not None and summary["emailed"] == 2 and summary["failed"] == 0
+
+
+def test_a_close_message_carries_its_members_etag_and_reads_back_without_it_from_older_messages():
+    from shared.messages import CloseRequest
+
+    request = CloseRequest("t", "2026-10", "run-1", 'W/"datetime\'2026-11-01T06%3A00%3A00Z\'"')
+    assert CloseRequest.from_json(request.to_json()) == request
+    assert CloseRequest.from_json({"tenant_id": "t", "period": "2026-10", "run_id": "run-1"}).member_etag is None

@@ -179,7 +179,11 @@ class FakeRuns:
     def unfinished(self, run_id: str) -> frozenset[str]:
         return frozenset(m["tenant_id"] for m in self.members(run_id) if not m.get("outcome"))
 
-    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, Any]) -> RunProgress | None:
+    def member_etag(self, run_id: str, tenant_id: str) -> str | None:
+        return None
+
+    def finish_member(self, run_id: str, tenant_id: str, outcome: Mapping[str, Any], *,
+                      etag: str | None = None) -> RunProgress | None:
         header, member = self.header(run_id), self.table.read(run_id, "tenant|" + tenant_id)
         if header is None or member is None:
             return None

@@ -212,7 +212,7 @@ class RunReports:
                     else:
                         self._here[key] -= 1
 
-    def finish(self, run_id: str, outcome: TenantOutcome) -> RunSummary | None:
+    def finish(self, run_id: str, outcome: TenantOutcome, member_etag: str | None = None) -> RunSummary | None:
         """Counts the outcome on its run; returns the run's summary if this finished the run.
         The run has finished when none of its tenants is left without an outcome. Every tenant
         asks after recording its own, so the last one recorded sees it; a tenant that knows the
@@ -220,12 +220,13 @@ class RunReports:
         try:
             if outcome.invoice is not None and outcome.kind == EMAILED_OUTCOME:
                 self._keep(outcome.invoice)
-            progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()))
+            progress = self.runs.finish_member(run_id, outcome.tenant_id, outcome.member_fields(self.now()),
+                                               etag=member_etag)
             if progress is None:
                 log.warning("Run %s has no record of %s; its outcome is logged above but not counted.",
                             run_id, outcome.name)
                 return None
-            if progress.header.get("finished_at"):
+            if progress.header is not None and progress.header.get("finished_at"):
                 return None
             left = progress.unfinished
             if left is None or any((run_id, tenant_id) not in self._here for tenant_id in left):

@@ -246,7 +246,8 @@ class CloseService:
             self.runs.create(run_id, period, trigger, now,
                              [RunMember(t.tenant_id, t.name, str(period)) for t in claimed])
             for tenant in claimed:
-                self.queues.send(CLOSE_QUEUE, CloseRequest(tenant.tenant_id, str(period), run_id).to_json())
+                self.queues.send(CLOSE_QUEUE, CloseRequest(tenant.tenant_id, str(period), run_id,
+                                                           self.runs.member_etag(run_id, tenant.tenant_id)).to_json())
             started.append(RunStarted(run_id, period, [t.tenant_id for t in claimed]))
             names = ", ".join(t.name for t in claimed[:10]) + (f" and {len(claimed) - 10} more" if len(claimed) > 10 else "")
             log.info("Run %s (month-end close of %s, %s) started: queued %s: %s.", run_id, month_label(period), trigger,
@@ -265,21 +266,25 @@ class CloseService:
     async def handle(self, request: CloseRequest, *, attempt: int, max_attempts: int) -> TenantOutcome:
         """A `tenant-close` queue message."""
         return await self.close_tenant(request.tenant_id, Period.parse(request.period), run_id=request.run_id,
-                                       attempt=attempt, max_attempts=max_attempts)
+                                       attempt=attempt, max_attempts=max_attempts, member_etag=request.member_etag)
 
     async def close_tenant(self, tenant_id: str, period: Period | str, *, run_id: str | None = None,
-                           attempt: int = 1, max_attempts: int = 1, tenant: Tenant | None = None) -> TenantOutcome:
+                           attempt: int = 1, max_attempts: int = 1, tenant: Tenant | None = None,
+                           member_etag: str | None = None) -> TenantOutcome:
         """Runs the close of one tenant's month to the end (resuming after the last step done),
         logs its sentence and counts it on its run. Raises on failure after recording it.
-        `tenant`: the client as the caller has just read it (else it is read once, when needed)."""
+        `tenant`: the client as the caller has just read it (else it is read once, when needed);
+        `member_etag`: its run member row's ETag as the run was created (CloseRequest)."""
         period = Period.parse(period) if isinstance(period, str) else period
+        attempts = (attempt, max_attempts)
         if run_id is None:
-            return await self._close_and_count(tenant_id, period, None, attempt, max_attempts, Known(tenant=tenant))
+            return await self._close_and_count(tenant_id, period, None, attempts, Known(tenant=tenant), None)
         with self.reports.closing_here(run_id, [tenant_id]):
-            return await self._close_and_count(tenant_id, period, run_id, attempt, max_attempts, Known(tenant=tenant))
+            return await self._close_and_count(tenant_id, period, run_id, attempts, Known(tenant=tenant), member_etag)
 
-    async def _close_and_count(self, tenant_id: str, period: Period, run_id: str | None, attempt: int,
-                               max_attempts: int, known: Known) -> TenantOutcome:
+    async def _close_and_count(self, tenant_id: str, period: Period, run_id: str | None, attempts: tuple[int, int],
+                               known: Known, member_etag: str | None) -> TenantOutcome:
+        attempt, max_attempts = attempts
         try:
             outcome = await self._close(tenant_id, period, run_id, known)
         except Exception as error:
@@ -298,7 +303,7 @@ class CloseService:
             log.error(sentence)
             if final and run_id:
                 await self._reconcile_run(self.reports.finish(
-                    run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason)))
+                    run_id, TenantOutcome(tenant_id, name, period, FAILED_OUTCOME, sentence, reason=reason), member_etag))
             raise
         if outcome.kind == EMAILED_OUTCOME:
             # By now the close has imported and built all it uses (some 130,000 long-lived objects):
@@ -307,7 +312,7 @@ class CloseService:
         log.info(outcome.sentence)
         outcome.corrections = await self._issue_corrections(tenant_id, period, known)
         if run_id:
-            await self._reconcile_run(self.reports.finish(run_id, outcome))
+            await self._reconcile_run(self.reports.finish(run_id, outcome, member_etag))
         return outcome
 
     def _correction_rows(self, tenant_id: str, period: str) -> list[InvoiceRecord]:
