@@ -31,7 +31,8 @@ AZURE_YAML = ROOT / "azure.yaml"
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 
 # Settings the platform reads, not the code: telemetry and the identity-based host storage.
-PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
+PLATFORM_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+                     "PYTHON_THREADPOOL_THREAD_COUNT"}
 HOST_STORAGE_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "AzureWebJobsStorage__blobServiceUri",
@@ -574,3 +575,13 @@ def test_storage_redundancy_is_a_parameter_that_defaults_to_zone_or_geo_redundan
     assert storage_file.resolve(storage_file.params["skuName"]) != "Standard_LRS"
     account = next(r for r in storage_file.resources() if r.type.startswith("Microsoft.Storage/storageAccounts@"))
     assert account.value["sku"]["name"] == Expr("skuName")
+
+
+def test_the_python_worker_has_a_thread_for_every_queue_message_host_json_lets_an_instance_run():
+    queues = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))["extensions"]["queues"]
+    at_once = queues["batchSize"] + queues["newBatchThreshold"]
+    text = FUNCTION_APP.read_text(encoding="utf-8")
+    found = re.search(r"var pythonThreads = min\(32, max\((\d+), httpPerInstanceConcurrency\)\)", text)
+    assert "PYTHON_THREADPOOL_THREAD_COUNT: '${pythonThreads}'" in text
+    assert found is not None, "the function app sets PYTHON_THREADPOOL_THREAD_COUNT from the queue batch and HTTP concurrency"
+    assert int(found.group(1)) == at_once <= 32

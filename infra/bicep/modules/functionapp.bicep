@@ -53,6 +53,9 @@ param maximumInstanceCount int = 100
 @maxValue(1000)
 param httpPerInstanceConcurrency int = 16
 
+// Python worker threads per instance (see PYTHON_THREADPOOL_THREAD_COUNT below).
+var pythonThreads = min(32, max(24, httpPerInstanceConcurrency))
+
 @description('Always-ready instances of the HTTP function group (0: scale to zero).')
 @minValue(0)
 param httpAlwaysReadyInstances int = 1
@@ -166,6 +169,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
       // Base of the Graph notification URLs.
       PUBLIC_BASE_URL: 'https://${functionApp.properties.defaultHostName}'
+      // Sync functions run on a Python worker thread pool of min(32, cores + 4) threads unless this
+      // says otherwise (python-scale-performance-reference): a thread for each queue message that
+      // host.json lets an instance run at once (24) and each HTTP request, up to 32.
+      PYTHON_THREADPOOL_THREAD_COUNT: '${pythonThreads}'
     })
   }
 }
