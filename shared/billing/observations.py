@@ -29,9 +29,10 @@ class Observation:
     def __post_init__(self) -> None:
         if self.at.tzinfo is None:
             raise ValueError(f"observation of {self.user_id}: time {self.at} has no offset")
-        skus = tuple(sorted(set(self.skus)))
-        if skus != self.skus:
-            object.__setattr__(self, "skus", skus)
+        if len(self.skus) > 1 or type(self.skus) is not tuple:  # none or one: already a sorted tuple
+            skus = tuple(sorted(set(self.skus)))
+            if skus != self.skus:
+                object.__setattr__(self, "skus", skus)
 
     @property
     def is_guest(self) -> bool:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from datetime import datetime
+from operator import attrgetter, itemgetter
 from typing import Any, Iterable
 
 from shared.billing import Observation, Period
@@ -27,6 +28,10 @@ TABLE = "ledger"
 _BATCH = 100            # Table Storage's limit of operations per transaction
 _SNAPSHOT_CHUNK = 30_000  # characters per snapshot entity (a string property holds 32K)
 _GUARD = "meta|snapshots"
+
+
+_row_key = itemgetter("RowKey")
+_opening_order = attrgetter("at", "user_id")
 
 
 class LedgerConflict(Busy):
@@ -113,9 +118,13 @@ class TableLedger:
                 records.append(E.from_entity(row))
             else:
                 chunks.append(row)
-        states = self._states_of(tenant_id, month, chunks) if chunks else self._build_snapshot(tenant_id, month)
-        opening = [state for state in states.values() if not state.deleted]
-        opening.sort(key=lambda o: (o.at, o.user_id))
+        if chunks:  # the users who exist, decoded straight from the stored rows (a deleted one is not)
+            self._known_snapshots.add((tenant_id, month))
+            opening = [E.from_row(state) for row in sorted(chunks, key=_row_key)
+                       for state in json.loads(row["states"]) if not E.row_deleted(state)]
+        else:
+            opening = [state for state in self._build_snapshot(tenant_id, month).values() if not state.deleted]
+        opening.sort(key=_opening_order)
         return MonthSlice(opening=tuple(opening), records=tuple(records))
 
     def learned_since(self, tenant_id: str, start: datetime, end: datetime,
@@ -139,7 +148,7 @@ class TableLedger:
     def _states_of(self, tenant_id: str, month: str, rows: list[dict[str, Any]]) -> dict[str, Observation]:
         """The users' states a stored snapshot's rows (its chunks) hold."""
         self._known_snapshots.add((tenant_id, month))
-        return {state.user_id: state for row in sorted(rows, key=lambda r: r["RowKey"])
+        return {state.user_id: state for row in sorted(rows, key=_row_key)
                 for state in map(E.from_row, json.loads(row["states"]))}
 
     def _ensure_snapshot(self, tenant_id: str, month: str) -> None:

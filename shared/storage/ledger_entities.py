@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,7 +35,7 @@ def stamp(at: datetime) -> str:
 def unstamp(text: str) -> datetime:
     if len(text) != 27 or text[-1] != "Z":  # stamp()'s fixed width; fromisoformat is 20x strptime's speed
         raise ValueError(f"not a ledger time stamp: {text!r}")
-    return datetime.fromisoformat(text[:-1]).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text)  # "Z" reads as UTC (Python 3.11), a tenth of a replace(tzinfo=)'s cost
 
 
 def month_key(at: datetime) -> str:
@@ -67,7 +68,13 @@ def from_entity(entity: dict[str, Any]) -> Observation:
     return Observation(at=unstamp(entity["at"]), user_id=entity["user_id"],
                        user_principal_name=entity.get("upn", ""), display_name=entity.get("name", ""),
                        user_type=entity.get("type", "Member"), account_enabled=entity.get("enabled", True),
-                       skus=tuple(json.loads(entity.get("skus") or "[]")), deleted=entity.get("deleted", False))
+                       skus=_skus(entity.get("skus") or "[]"), deleted=entity.get("deleted", False))
+
+
+@lru_cache(maxsize=1024)
+def _skus(text: str) -> tuple[str, ...]:
+    """A stored SKU list (a client has a handful of distinct ones: each is parsed once)."""
+    return tuple(json.loads(text))
 
 
 def to_row(observation: Observation) -> list[Any]:
@@ -75,6 +82,11 @@ def to_row(observation: Observation) -> list[Any]:
     return [observation.user_id, stamp(observation.at), observation.user_principal_name,
             observation.display_name, observation.user_type, observation.account_enabled,
             list(observation.skus), observation.deleted]
+
+
+def row_deleted(row: list[Any]) -> bool:
+    """Whether a snapshot row (to_row) is a deleted user's."""
+    return bool(row[7])
 
 
 def from_row(row: list[Any]) -> Observation:
