@@ -242,23 +242,30 @@ class RunStore:
         entity = {"PartitionKey": run_id, "RowKey": MEMBER + tenant_id, **outcome}
         with self._lock:
             known = self._open.get(run_id)
-            member = known.unfinished.pop(tenant_id, None) if known is not None else None
-            if known is not None and member is not None:
-                etag = merge_if_unchanged(self._table, entity, member.etag)
-                if etag is not None:
-                    known.finished.append(member.merged(outcome, etag))
-                    if not known.unfinished:
-                        del self._open[run_id]
-                        return RunProgress(known.header, counted=True, unfinished=frozenset(),
-                                           members=tuple(known.finished))
-                    return RunProgress(known.header, counted=True, unfinished=frozenset(known.unfinished))
-                del self._open[run_id]  # written elsewhere: read below
-            elif etag:
+            member = known.unfinished.get(tenant_id) if known is not None else None
+            guess = member.etag if member is not None else etag
+            if guess:
                 try:
-                    if merge_if_unchanged(self._table, entity, etag) is not None:
-                        return RunProgress(None, counted=True)
-                except ResourceNotFoundError:
-                    return None
+                    written = merge_if_unchanged(self._table, entity, guess)
+                except BaseException as error:
+                    if member is not None:  # written or not, this process's copy can no longer tell
+                        del self._open[run_id]
+                    if isinstance(error, ResourceNotFoundError):
+                        return None
+                    raise
+                if written is None:
+                    if member is not None:
+                        del self._open[run_id]  # written elsewhere: read below
+                elif known is None or member is None:
+                    return RunProgress(None, counted=True)
+                else:
+                    del known.unfinished[tenant_id]
+                    known.finished.append(member.merged(outcome, written))
+                    if known.unfinished:
+                        return RunProgress(known.header, counted=True, unfinished=frozenset(known.unfinished))
+                    del self._open[run_id]
+                    return RunProgress(known.header, counted=True, unfinished=frozenset(),
+                                       members=tuple(known.finished))
         for _ in range(50):
             # the run's row and the member's row in one query (the SDK reads a parameter name up
             # to the next space, so the parenthesis stands apart)

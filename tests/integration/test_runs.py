@@ -135,3 +135,26 @@ def test_a_close_message_carries_its_members_etag_and_reads_back_without_it_from
     request = CloseRequest("t", "2026-10", "run-1", 'W/"datetime\'2026-11-01T06%3A00%3A00Z\'"')
     assert CloseRequest.from_json(request.to_json()) == request
     assert CloseRequest.from_json({"tenant_id": "t", "period": "2026-10", "run_id": "run-1"}).member_etag is None
+
+
+def test_a_member_write_that_fails_midway_is_not_taken_for_a_finished_client(two, monkeypatch):
+    from azure.core.exceptions import ServiceRequestError
+
+    import shared.storage.invoices as store
+
+    creator, _ = two
+    run_id = new_run(creator, ["a", "b"])
+    written = store.merge_if_unchanged
+
+    def broken(table, entity, etag, **options):
+        if entity["RowKey"] == "tenant|a":
+            raise ServiceRequestError("connection reset")
+        return written(table, entity, etag, **options)
+
+    monkeypatch.setattr(store, "merge_if_unchanged", broken)
+    assert creator.finish(run_id, "a") is None        # logged: the outcome is not recorded
+    monkeypatch.setattr(store, "merge_if_unchanged", written)
+    assert creator.finish(run_id, "b") is None        # a is still going: no summary without it
+    assert creator.runs.unfinished(run_id) == frozenset({"a"})
+    summary = creator.finish(run_id, "a")             # its retry finishes the run
+    assert summary is not None and summary["tenants"] == 2 and summary["emailed"] == 2
