@@ -119,9 +119,8 @@ class TableLedger:
             else:
                 chunks.append(row)
         if chunks:  # the users who exist, decoded straight from the stored rows (a deleted one is not)
-            self._known_snapshots.add((tenant_id, month))
-            opening = [E.from_row(state) for row in sorted(chunks, key=_row_key)
-                       for state in json.loads(row["states"]) if not E.row_deleted(state)]
+            opening = [E.from_row(state) for state in self._stored_states(tenant_id, month, chunks)
+                       if not E.row_deleted(state)]
         else:
             opening = [state for state in self._build_snapshot(tenant_id, month).values() if not state.deleted]
         opening.sort(key=_opening_order)
@@ -142,14 +141,13 @@ class TableLedger:
     def _snapshot(self, tenant_id: str, month: str) -> dict[str, Observation]:
         rows = list(self._query(tenant_id, f"{E.SNAPSHOT}{month}|", f"{E.SNAPSHOT}{month}}}"))
         if rows:
-            return self._states_of(tenant_id, month, rows)
+            return {state.user_id: state for state in map(E.from_row, self._stored_states(tenant_id, month, rows))}
         return self._build_snapshot(tenant_id, month)
 
-    def _states_of(self, tenant_id: str, month: str, rows: list[dict[str, Any]]) -> dict[str, Observation]:
-        """The users' states a stored snapshot's rows (its chunks) hold."""
+    def _stored_states(self, tenant_id: str, month: str, rows: list[dict[str, Any]]) -> list[list[Any]]:
+        """The users' states (E.to_row's lists) a stored snapshot's rows, its chunks, hold."""
         self._known_snapshots.add((tenant_id, month))
-        return {state.user_id: state for row in sorted(rows, key=_row_key)
-                for state in map(E.from_row, json.loads(row["states"]))}
+        return [state for row in sorted(rows, key=_row_key) for state in json.loads(row["states"])]
 
     def _ensure_snapshot(self, tenant_id: str, month: str) -> None:
         if (tenant_id, month) not in self._known_snapshots:
