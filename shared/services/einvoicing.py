@@ -120,24 +120,27 @@ class EInvoicing:
     def accounting_files(self, period: str, run_id: str, documents: Iterable["InvoiceDocument"]) -> dict[str, bytes]:
         """{blob name: CSV} of the Xero and QuickBooks imports of the documents, per currency;
         a file only where it has a document."""
-        from shared.invoicing.exports.accounting import by_currency, join_csv
+        from shared.invoicing.exports.accounting import files_by_currency
         from shared.invoicing.exports.quickbooks import QUICKBOOKS_COLUMNS
         from shared.invoicing.exports.xero import XERO_COLUMNS, XERO_CREDIT_NOTE_COLUMNS
 
+        documents = list(documents)
+        # Credit notes go to Xero's credit-note import only; QuickBooks Online's invoice import
+        # makes no credit memos. Supplementary invoices are invoices: in both invoice files.
+        credit_notes = [document for document in documents if document.kind == "credit_note"]
+        invoices = [document for document in documents if document.kind != "credit_note"]
+        xero = files_by_currency(invoices, XERO_COLUMNS, lambda document: self.accounting_lines(document).xero)
+        credits = files_by_currency(credit_notes, XERO_CREDIT_NOTE_COLUMNS,
+                                    lambda document: self.accounting_lines(document).xero)
+        quickbooks = files_by_currency(invoices, QUICKBOOKS_COLUMNS,
+                                       lambda document: self.accounting_lines(document).quickbooks)
         files: dict[str, bytes] = {}
-        for currency, group in by_currency(documents).items():
-            # Credit notes go to Xero's credit-note import only; QuickBooks Online's invoice import
-            # makes no credit memos. Supplementary invoices are invoices: in both invoice files.
-            lines = [(document.kind == "credit_note", self.accounting_lines(document)) for document in group]
+        for currency in sorted({*xero, *credits}):
             paths = export_paths(period, run_id, currency)
-            invoices = [made for credit, made in lines if not credit]
-            credits = [made.xero for credit, made in lines if credit]
-            if invoices:
-                files[paths.xero_invoices] = join_csv(XERO_COLUMNS, (made.xero for made in invoices))
-            if credits:
-                files[paths.xero_credit_notes] = join_csv(XERO_CREDIT_NOTE_COLUMNS, credits)
-            if invoices:
-                files[paths.quickbooks_invoices] = join_csv(QUICKBOOKS_COLUMNS, (made.quickbooks for made in invoices))
+            for name, data in ((paths.xero_invoices, xero.get(currency)), (paths.xero_credit_notes, credits.get(currency)),
+                               (paths.quickbooks_invoices, quickbooks.get(currency))):
+                if data is not None:
+                    files[name] = data
         return files
 
     def accounting_lines(self, document: "InvoiceDocument") -> "AccountingLines":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal, Inexact, localcontext
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from shared.billing.holdings import CHARGE_ITEM
 from shared.billing.invoice import Invoice, InvoiceLine
@@ -93,6 +93,12 @@ def join_csv(header: Sequence[str], parts: Iterable[bytes]) -> bytes:
     UTF-8 without a byte-order mark (a BOM would become part of the first column's name in
     Xero), RFC 4180 quoting, CRLF line ends (shared/spreadsheet.py)."""
     return csv_lines([header]) + b"".join(parts)
+
+
+def files_by_currency(documents: Iterable[InvoiceDocument], header: Sequence[str],
+                      lines: Callable[[InvoiceDocument], bytes]) -> dict[str, bytes]:
+    """{currency: import file} of the documents: the header, then each document's CSV lines."""
+    return {currency: join_csv(header, map(lines, group)) for currency, group in by_currency(documents).items()}
 
 
 def by_currency(documents: Iterable[InvoiceDocument]) -> dict[str, list[InvoiceDocument]]:

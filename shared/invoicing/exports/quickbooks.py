@@ -20,7 +20,7 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, by_currency, describe_line, join_csv, line_taxes,
+    AccountingCodes, describe_line, files_by_currency, line_taxes,
 )
 from shared.invoicing.render import item_label
 from shared.spreadsheet import csv_lines
@@ -57,5 +57,4 @@ def document_lines(document: InvoiceDocument, codes: AccountingCodes) -> bytes:
 
 def quickbooks_csvs(invoices: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes}, a row per invoice line."""
-    return {currency: join_csv(QUICKBOOKS_COLUMNS, (document_lines(d, codes) for d in documents))
-            for currency, documents in by_currency(invoices).items()}
+    return files_by_currency(invoices, QUICKBOOKS_COLUMNS, lambda document: document_lines(document, codes))

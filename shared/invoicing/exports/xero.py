@@ -30,7 +30,7 @@ from typing import Iterable
 from shared.billing.money import format_money
 from shared.invoicing.document import InvoiceDocument
 from shared.invoicing.exports.accounting import (
-    AccountingCodes, by_currency, describe_line, join_csv, line_taxes,
+    AccountingCodes, describe_line, files_by_currency, line_taxes,
 )
 from shared.invoicing.render import item_label
 from shared.spreadsheet import csv_lines
@@ -108,11 +108,9 @@ def document_lines(document: InvoiceDocument, codes: AccountingCodes) -> bytes:
 
 def xero_csvs(invoices: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes} of Xero's sales-invoice import."""
-    return {currency: join_csv(XERO_COLUMNS, (document_lines(d, codes) for d in group))
-            for currency, group in by_currency(invoices).items()}
+    return files_by_currency(invoices, XERO_COLUMNS, lambda document: document_lines(document, codes))
 
 
 def xero_credit_note_csvs(credit_notes: Iterable[InvoiceDocument], codes: AccountingCodes) -> dict[str, bytes]:
     """{currency: CSV bytes} of Xero's credit-note import, the amounts credited positive."""
-    return {currency: join_csv(XERO_CREDIT_NOTE_COLUMNS, (document_lines(d, codes) for d in group))
-            for currency, group in by_currency(credit_notes).items()}
+    return files_by_currency(credit_notes, XERO_CREDIT_NOTE_COLUMNS, lambda document: document_lines(document, codes))
