@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from shared.invoicing.parties import Party, Payment, SettingError, payment_from_settings, seller_from_settings
+from shared.kept import Kept
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.billing import Period
@@ -67,7 +68,7 @@ class EInvoicing:
         self._seller: Party | None = None
         self._payment: Payment | None = None
         self._codes: AccountingCodes | None = None
-        self._lines: dict[tuple[str, ...], AccountingLines] = {}  # by number, kind, total, date: oldest first
+        self._lines: Kept[tuple[str, ...], AccountingLines] = Kept(512)  # by number, kind, total, date
 
     def _parties(self) -> tuple[Party, Payment]:
         if self._seller is None or self._payment is None:
@@ -156,11 +157,9 @@ class EInvoicing:
         if made is None:
             if self._codes is None:
                 self._codes = AccountingCodes.from_settings(self.settings)
-            made = AccountingLines(xero_lines(document, self._codes),
-                                   b"" if document.kind == "credit_note" else quickbooks_lines(document, self._codes))
-            self._lines[key] = made
-            while len(self._lines) > _LINES_KEPT:
-                self._lines.pop(next(iter(self._lines)))
+            made = self._lines.put(key, AccountingLines(
+                xero_lines(document, self._codes),
+                b"" if document.kind == "credit_note" else quickbooks_lines(document, self._codes)))
         return made
 
 
@@ -171,8 +170,6 @@ class AccountingLines(NamedTuple):
     xero: bytes
     quickbooks: bytes
 
-
-_LINES_KEPT = 512
 
 
 def archived_ubl(invoices: Any, archive: Any, tenant_id: str, period: "Period") -> tuple[str, bytes]:

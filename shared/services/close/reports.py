@@ -28,6 +28,7 @@ from shared.billing.money import format_money
 from shared.billing.observations import format_instant
 from shared.errors import ProrataError
 from shared.invoicing.steps import Step
+from shared.kept import Kept
 from shared.ports import Archive, Clock, InvoiceRepository, RunRepository, RunSummary
 from shared.storage.invoices import document_fields, invoice_document
 from shared.storage.records import InvoiceRecord, Record, TableValue
@@ -50,9 +51,6 @@ class Outcome(StrEnum):
 
 EMAILED_OUTCOME, NOTHING_OUTCOME, ALREADY_OUTCOME, FAILED_OUTCOME, HELD_OUTCOME = (
     Outcome.EMAILED, Outcome.NOTHING_TO_BILL, Outcome.ALREADY_CLOSED, Outcome.FAILED, Outcome.HELD)
-
-
-_EMAILED_KEPT = 512
 
 
 def month_label(period: Period) -> str:
@@ -190,7 +188,7 @@ class RunReports:
         self.exports, self.corrections, self.prepare = exports, corrections, prepare
         # The invoices this process emailed lately, by number: the run's files take them from here
         # instead of unpacking them from the member rows again (an issued invoice never changes).
-        self._emailed: dict[str, InvoiceDocument] = {}
+        self._emailed: Kept[str, InvoiceDocument] = Kept(512)
         self._here: dict[tuple[str, str], int] = {}  # (run, tenant) -> closes of it going on in this process
         self._here_lock = threading.Lock()
 
@@ -242,9 +240,7 @@ class RunReports:
         """An emailed invoice, ready for its run's files while other invoices still render."""
         if self.prepare is not None:
             self.prepare(document)
-        self._emailed[document.number] = document
-        while len(self._emailed) > _EMAILED_KEPT:
-            self._emailed.pop(next(iter(self._emailed)))
+        self._emailed.put(document.number, document)
 
     def _document_of(self, row: Record) -> InvoiceDocument:
         known = self._emailed.get(str(row.get("number")))
