@@ -513,7 +513,7 @@ class CloseService:
                 raise CloseError(f"not emailed: {error}") from None
             return {"ubl_blob": "", "ubl_skipped": describe(error)}
         name = ubl_path(row.period, row.tenant_id, row.number)
-        stored = await asyncio.to_thread(self.archive.put_once, name, xml, "application/xml")
+        stored = self.archive.put_once(name, xml, "application/xml")
         if stored.created:
             work.archived_xml = xml
         return {"ubl_blob": name, "ubl_skipped": ""}
