@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from devtools.arguments import tenant_id
 from devtools.paths import from_caller
 from shared.billing import InputError, Period
 
@@ -12,10 +13,10 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="./dev ledger", description="The lifecycle ledger of a client tenant.")
     sub = parser.add_subparsers(dest="action", required=True)
     imp = sub.add_parser("import", help="backfill history from an observations JSONL file (the quote format)")
-    imp.add_argument("--tenant", required=True, help="client tenant id")
+    imp.add_argument("--tenant", type=tenant_id, required=True, help="client tenant id")
     imp.add_argument("--observations", required=True, type=from_caller)
     exp = sub.add_parser("export", help="write what a month is billed from, as JSONL in the quote format")
-    exp.add_argument("--tenant", required=True, help="client tenant id")
+    exp.add_argument("--tenant", type=tenant_id, required=True, help="client tenant id")
     exp.add_argument("--period", required=True, help="YYYY-MM")
     exp.add_argument("--zone", help="time zone of the month (default: the tenant's plan)")
     exp.add_argument("--out", type=from_caller, help="file to write (default: stdout)")

@@ -23,7 +23,7 @@ def dev(*args: str, connection: str) -> subprocess.CompletedProcess:
 
 
 def test_a_quote_of_an_exported_month_equals_the_close_computation(azurite, tmp_path):
-    tenant = f"t-{uuid.uuid4()}"
+    tenant = str(uuid.uuid4())
     observations = history(users=6, changes=8, seed=11)
     source = tmp_path / "history.jsonl"
     source.write_text("\n".join(json.dumps(o.to_dict()) for o in observations) + "\n")
@@ -50,5 +50,6 @@ def test_a_quote_of_an_exported_month_equals_the_close_computation(azurite, tmp_
 
 
 def test_exporting_an_unknown_tenant_without_a_zone_says_what_to_do(azurite):
-    result = dev("ledger", "export", "--tenant", "nobody", "--period", "2026-09", connection=azurite.connection_string)
+    result = dev("ledger", "export", "--tenant", str(uuid.uuid4()), "--period", "2026-09",
+                 connection=azurite.connection_string)
     assert result.returncode == 2 and "give --zone" in result.stderr

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
     ["tenants", "show", "--tenant", "nobody"],
     ["tenants", "charge", "--tenant", "x'; drop", "--period", "2026-11", "--description", "d", "--amount", "1"],
     ["reconcile", "--tenant", "x"],
+    ["ledger", "import", "--tenant", "t-1", "--observations", "history.jsonl"],
+    ["ledger", "export", "--tenant", "nobody", "--period", "2026-09"],
     ["close", "--period", "2026-10", "--tenant", "00000000-0000-4000-8000-000000000000", "--tenant", "nope"],
 ])
 def test_a_tenant_that_is_not_a_guid_is_refused_naming_the_argument(command):
